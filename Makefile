@@ -1,0 +1,36 @@
+# OpenCTS: `make run` starts the local stack, `make test` runs lint and every test.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint unit bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python -m chalicelib.local $(if $(FAST),--fast,)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+bench: install
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/query_amplification.py
+
+clean:
+	rm -rf $(VENV) .opencts .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,162 @@
+"""OpenCTS: the Chalice composition root. Every decorator lives here; each handler parses the
+request, calls one object from chalicelib, and shapes the response."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Request, Response, SQSEvent
+
+from chalicelib.api import Params
+from chalicelib.config import Settings
+from chalicelib.errors import (
+    CtsError,
+    internal_error,
+    malformed_body,
+    method_not_allowed,
+    not_found,
+    unsupported_media_type,
+)
+from chalicelib.wiring import Services, build
+
+app = Chalice(app_name="opencts")
+logger = Logger(service="opencts")
+app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+
+# The ingest queue's name must be a literal when Chalice packages the app; set
+# OPENCTS_INGEST_QUEUE in the shell that runs `chalice deploy` to change it.
+INGEST_QUEUE = Settings.from_env().ingest_queue
+CLOUDTRAIL_PATTERN = {
+    "detail-type": [
+        "AWS API Call via CloudTrail",
+        "AWS Console Sign In via CloudTrail",
+        "AWS Service Event via CloudTrail",
+    ]
+}
+
+_services: Services | None = None
+
+
+def services() -> Services:
+    """Built on first use, once per container; tests replace it with use_services()."""
+    global _services  # noqa: PLW0603 - the container-wide cache the Chalice samples use
+    if _services is None:
+        _services = build(Settings.from_env())
+    return _services
+
+
+def use_services(replacement: Services | None) -> None:
+    global _services  # noqa: PLW0603
+    _services = replacement
+
+
+def _request() -> Request:
+    request = app.current_request
+    assert request is not None
+    return request
+
+
+def _params() -> Params:
+    query = _request().query_params
+    if not query:
+        return {}
+    return {name: query.getlist(name) for name in query}
+
+
+def cts_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    """CtsError becomes the CTS error body; anything else a CTS.0500 without internals."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except CtsError as e:
+            return Response(e.body(), status_code=e.status)
+        except Exception:
+            logger.exception("unhandled error", path=_request().path)
+            error = internal_error()
+            return Response(error.body(), status_code=error.status)
+
+    return wrapper
+
+
+_CHALICE_ERRORS: dict[int, Callable[[], CtsError]] = {
+    400: lambda: malformed_body("the request could not be read"),
+    404: lambda: not_found(_request().path),
+    405: lambda: method_not_allowed(_request().method),
+    415: lambda: unsupported_media_type(_request().headers.get("content-type", "")),
+}
+
+
+@app.middleware("http")
+def cts_envelope(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Every response carries X-Request-Id; errors made by Chalice itself get the CTS body."""
+    request_id = (event.context or {}).get("requestId") or str(uuid.uuid4())
+    logger.append_keys(request_id=request_id)
+    response = get_response(event)
+    if response.status_code >= 400 and isinstance(response.body, dict) and "Code" in response.body:
+        make = _CHALICE_ERRORS.get(response.status_code, internal_error)
+        error = make()
+        response = Response(error.body(), status_code=error.status, headers=response.headers)
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+# -- traces ------------------------------------------------------------------------------------
+@app.route("/v3/{project_id}/traces", methods=["POST"], content_types=["application/json"])
+@cts_errors
+def report_traces(project_id: str) -> dict[str, Any]:
+    body = _request().raw_body
+    return services().api.report(project_id, body.encode() if isinstance(body, str) else body)
+
+
+@app.route("/v3/{project_id}/traces", methods=["GET"])
+@cts_errors
+def list_traces(project_id: str) -> dict[str, Any]:
+    return services().api.list_traces(project_id, _params())
+
+
+@app.route("/v3/{project_id}/traces/export", methods=["GET"])
+@cts_errors
+def export_traces(project_id: str) -> Response:
+    reply = services().api.export_traces(project_id, _params())
+    return Response(reply.body, status_code=reply.status, headers=dict(reply.headers))
+
+
+# API Gateway allows one variable name per path level, so the domain routes name it project_id.
+@app.route("/v3/{project_id}/resources", methods=["GET"])
+@cts_errors
+def list_trace_resources(project_id: str) -> dict[str, Any]:
+    return services().api.trace_resources(domain_id=project_id)
+
+
+@app.route("/v3/{project_id}/user-resources", methods=["GET"])
+@cts_errors
+def list_user_resources(project_id: str) -> dict[str, Any]:
+    return services().api.user_resources(project_id)
+
+
+@app.route("/v3/{project_id}/operations", methods=["GET"])
+@cts_errors
+def list_operations(project_id: str) -> dict[str, Any]:
+    return services().api.operations(project_id, _params())
+
+
+# -- event sources -----------------------------------------------------------------------------
+@app.on_sqs_message(queue=INGEST_QUEUE, batch_size=10, maximum_batching_window_in_seconds=1)
+def ingest_queue(event: SQSEvent) -> dict[str, Any]:
+    """Partial batch response: only the failed messages are retried (ReportBatchItemFailures
+    is set on the event source mapping by `make package`)."""
+    svc = services()
+    messages = svc.api.queue_messages([(r.to_dict()["messageId"], r.body) for r in event])
+    retry = svc.api.queue(svc.dead_letter).process(messages)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in retry]}
+
+
+@app.on_cw_event(CLOUDTRAIL_PATTERN, name="cloudtrail_events")
+def cloudtrail_events(event: CloudWatchEvent) -> None:
+    services().api.report_cloudtrail(event.to_dict())

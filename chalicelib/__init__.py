@@ -1,0 +1,1 @@
+"""OpenCTS domain code: no Chalice imports here; AWS access goes through adapters."""

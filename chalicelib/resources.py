@@ -1,0 +1,119 @@
+"""The stateful resources OpenCTS needs, created idempotently with boto3.
+
+Used by the local stack on the embedded AWS and by the tests; `docs/OPERATIONS.md` lists the same
+resources for an AWS account.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import keys
+from chalicelib.config import Settings
+
+
+def traces_table_definition(name: str) -> dict[str, Any]:
+    attributes = [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": keys.SORT_KEY, "AttributeType": "S"},
+    ]
+    indexes = []
+    for index in keys.INDEXES:
+        attributes.append({"AttributeName": index.attribute, "AttributeType": "S"})
+        indexes.append(
+            {
+                "IndexName": index.name,
+                "KeySchema": [
+                    {"AttributeName": index.attribute, "KeyType": "HASH"},
+                    {"AttributeName": keys.SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        )
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": attributes,
+        "GlobalSecondaryIndexes": indexes,
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    }
+
+
+def control_table_definition(name: str) -> dict[str, Any]:
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+    }
+
+
+def ensure_table(dynamodb: Any, definition: dict[str, Any]) -> None:
+    name = definition["TableName"]
+    try:
+        dynamodb.describe_table(TableName=name)
+        return
+    except dynamodb.exceptions.ResourceNotFoundException:
+        pass
+    dynamodb.create_table(**definition)
+    dynamodb.get_waiter("table_exists").wait(TableName=name)
+    dynamodb.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )
+
+
+def ensure_queue(sqs: Any, name: str, dead_letter_arn: str | None = None) -> str:
+    attributes = {"VisibilityTimeout": "60", "MessageRetentionPeriod": "1209600"}
+    if dead_letter_arn:
+        attributes["RedrivePolicy"] = (
+            f'{{"deadLetterTargetArn":"{dead_letter_arn}","maxReceiveCount":"5"}}'
+        )
+    url: str = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return url
+
+
+def queue_arn(sqs: Any, url: str) -> str:
+    got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    arn: str = got["Attributes"]["QueueArn"]
+    return arn
+
+
+def ensure_bucket(s3: Any, name: str, region: str) -> None:
+    try:
+        s3.head_bucket(Bucket=name)
+        return
+    except s3.exceptions.ClientError:
+        pass
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=name)
+    else:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+
+
+def ensure_all(settings: Settings, dynamodb: Any, sqs: Any, s3: Any) -> dict[str, str]:
+    """Creates every table, queue and bucket of the settings; returns their names and URLs."""
+    ensure_table(dynamodb, traces_table_definition(settings.traces_table))
+    ensure_table(dynamodb, control_table_definition(settings.control_table))
+    dlq_url = ensure_queue(sqs, settings.ingest_queue + "-dlq")
+    queue_url = ensure_queue(sqs, settings.ingest_queue, queue_arn(sqs, dlq_url))
+    out = {
+        "traces_table": settings.traces_table,
+        "control_table": settings.control_table,
+        "ingest_queue_url": queue_url,
+        "ingest_dlq_url": dlq_url,
+        "traces_stream_arn": dynamodb.describe_table(TableName=settings.traces_table)["Table"][
+            "LatestStreamArn"
+        ],
+    }
+    if settings.export_bucket:
+        ensure_bucket(s3, settings.export_bucket, settings.region)
+        out["export_bucket"] = settings.export_bucket
+    return out

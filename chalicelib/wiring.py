@@ -1,0 +1,67 @@
+"""Builds the domain objects from settings and boto3 clients: the one place that knows both."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.api import TraceApi
+from chalicelib.aws import client
+from chalicelib.catalog import Catalog
+from chalicelib.clock import Clock, SystemClock
+from chalicelib.config import Settings
+from chalicelib.control import DynamoControlTable
+from chalicelib.ingest import Ingestor
+from chalicelib.projects import ProjectRegistry
+from chalicelib.query import TraceFinder
+from chalicelib.store import DynamoTraceTable, TraceStore
+
+EXPORT_URL_SECONDS = 300
+
+
+@dataclass
+class Services:
+    settings: Settings
+    api: TraceApi
+    projects: ProjectRegistry
+    dead_letter: Callable[[dict[str, Any]], None]
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Services:
+    clock = clock or SystemClock()
+
+    def aws(service: str) -> Any:
+        return client(service, settings.region, settings.aws_endpoint)
+
+    control = DynamoControlTable(aws("dynamodb"), settings.control_table)
+    projects = ProjectRegistry(control, clock)
+    store = TraceStore(DynamoTraceTable(aws("dynamodb"), settings.traces_table))
+    catalog = Catalog(control)
+
+    def export_sink(key: str, body: bytes) -> str:
+        s3 = aws("s3")
+        s3.put_object(Bucket=settings.export_bucket, Key=key, Body=body, ContentType="text/csv")
+        url: str = s3.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": settings.export_bucket, "Key": key},
+            ExpiresIn=EXPORT_URL_SECONDS,
+        )
+        return url
+
+    def dead_letter(record: dict[str, Any]) -> None:
+        if not settings.ingest_dlq_url:
+            raise RuntimeError("no dead-letter queue configured (OPENCTS_INGEST_DLQ_URL)")
+        aws("sqs").send_message(QueueUrl=settings.ingest_dlq_url, MessageBody=json.dumps(record))
+
+    api = TraceApi(
+        projects=projects,
+        ingestor=Ingestor(projects, store, catalog, clock),
+        finder=TraceFinder(store),
+        catalog=catalog,
+        clock=clock,
+        export_sink=export_sink if settings.export_bucket else None,
+        cloudtrail_project_id=settings.cloudtrail_project_id,
+    )
+    return Services(settings, api, projects, dead_letter)
