@@ -97,7 +97,6 @@ class Ingestor:
     def report(self, project_id: str, raw_traces: Sequence[Any]) -> list[TraceResult]:
         project = self.projects.require(project_id)
         now = self.clock.now_ms()
-        shards = project.shards_now(now)
         results: list[TraceResult | None] = [None] * len(raw_traces)
         candidates: dict[str, tuple[int, Trace]] = {}
         for i, raw in enumerate(raw_traces):
@@ -121,6 +120,7 @@ class Ingestor:
             if pk in existing:
                 results[i] = TraceResult(i, trace["trace_id"], "duplicate")
             else:
+                shards = project.shards_at(trace["time"])
                 items.append(TraceStore.to_item(project_id, trace, shards))
         failed = self.store.put_new(items)
         stored: list[Trace] = []

@@ -267,8 +267,6 @@ def parse_trace(raw: Any, now_ms: int) -> Trace:
     source_ip = _text("source_ip", raw.get("source_ip", ""), 128)
     if not source_ip and not system_action:
         raise invalid_trace_field("source_ip", "is required unless trace_type is SystemAction")
-    if " " in source_ip:
-        raise invalid_trace_field("source_ip", "must not contain spaces")
     trace["source_ip"] = source_ip
 
     for field, check in _OPTIONAL.items():

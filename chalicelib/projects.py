@@ -4,9 +4,11 @@ A project is known once it is registered (the local stack and `opencts projects 
 projects; enabling CTS with the `system` tracker does too). Traces for unknown projects are refused,
 so a typo in a project id never creates a silent, unreadable pile of traces.
 
-The shard plan is a list of (effective_from_ms, shard_count). Writers use the count in force now;
-readers of a day query the largest count in force at any moment of that day, so a change of count
-never hides a trace, whichever way it goes and however stale a container's cache is (60 s).
+The shard plan is a list of (effective_from_ms, shard_count). A trace's shard is a function of its
+trace id and the count in force at the trace's `time`; readers of a day query the largest count in
+force at any moment of that day. A change takes effect a cache period plus the largest clock skew
+after it is made (`set_shards`), so every container knows it before any trace it covers arrives:
+a change of count never hides a trace, whichever way it goes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from chalicelib.clock import MS_PER_DAY, Clock
 from chalicelib.control import ControlTable
 from chalicelib.errors import invalid_parameter, project_not_found
-from chalicelib.model import check_project_id
+from chalicelib.model import MAX_FUTURE_SKEW_MS, check_project_id
 
 CACHE_MS = 60_000
 MAX_SHARDS = 64
@@ -28,10 +30,10 @@ class Project:
     domain_id: str
     shard_plan: tuple[tuple[int, int], ...] = ((0, 1),)
 
-    def shards_now(self, now_ms: int) -> int:
+    def shards_at(self, time_ms: int) -> int:
         count = 1
         for since, n in self.shard_plan:
-            if since <= now_ms:
+            if since <= time_ms:
                 count = n
         return count
 
@@ -101,13 +103,15 @@ class ProjectRegistry:
         item = self.table.get(*self._key(project_id)) or {}
         plan = [list(p) for p in project.shard_plan]
         now = self.clock.now_ms()
+        effective = now + CACHE_MS + MAX_FUTURE_SKEW_MS
         # Plans older than the retention no longer matter to any reader.
         plan = [
             p
             for i, p in enumerate(plan)
             if i + 1 == len(plan) or plan[i + 1][0] > now - 8 * MS_PER_DAY
         ]
-        plan.append([now, count])
+        plan = [p for p in plan if p[0] < effective]
+        plan.append([effective, count])
         item["shard_plan"] = plan
         self.table.put(item)
         self._cache.pop(project_id, None)

@@ -12,8 +12,10 @@ import bisect
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from botocore.exceptions import ClientError
 
 from chalicelib import keys
 from chalicelib.dynamo import from_item, to_attr, to_item
@@ -28,6 +30,15 @@ Filter = tuple[tuple[str, ...], str]
 
 BATCH_WRITE_MAX = 25
 BATCH_GET_MAX = 100
+# Errors after which the same request may succeed later: treated like unprocessed items.
+RETRYABLE_ERRORS = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable",
+})
+
+
+def _retryable(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in RETRYABLE_ERRORS
 
 
 @dataclass(frozen=True)
@@ -90,21 +101,31 @@ class DynamoTraceTable:
         return from_item(got["Item"]) if "Item" in got else None
 
     def batch_get(self, pks: Sequence[str]) -> tuple[list[Item], list[str]]:
-        out: Any = self._client.batch_get_item(
-            RequestItems={
-                self._table: {
-                    "Keys": [{"pk": {"S": pk}} for pk in pks],
-                    "ProjectionExpression": "pk",
+        try:
+            out: Any = self._client.batch_get_item(
+                RequestItems={
+                    self._table: {
+                        "Keys": [{"pk": {"S": pk}} for pk in pks],
+                        "ProjectionExpression": "pk",
+                    }
                 }
-            }
-        )
+            )
+        except ClientError as e:
+            if _retryable(e):
+                return [], list(pks)
+            raise
         found = [from_item(i) for i in out.get("Responses", {}).get(self._table, [])]
         left = out.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
         return found, [k["pk"]["S"] for k in left]
 
     def batch_put(self, items: Sequence[Item]) -> list[Item]:
         requests: list[Any] = [{"PutRequest": {"Item": to_item(i)}} for i in items]
-        out: Any = self._client.batch_write_item(RequestItems={self._table: requests})
+        try:
+            out: Any = self._client.batch_write_item(RequestItems={self._table: requests})
+        except ClientError as e:
+            if _retryable(e):
+                return list(items)
+            raise
         left = out.get("UnprocessedItems", {}).get(self._table, [])
         return [from_item(r["PutRequest"]["Item"]) for r in left]
 
@@ -207,7 +228,6 @@ class TraceStore:
     sleep: Callable[[float], None] = time.sleep
     backoff: Callable[[int], float] = _full_jitter
     max_attempts: int = 8
-    reads: int = field(default=0)
 
     @staticmethod
     def to_item(project_id: str, trace: Trace, shards: int) -> Item:
@@ -227,6 +247,8 @@ class TraceStore:
         return {f: item[f] for f in TRACE_FIELDS if f in item}
 
     def existing(self, pks: Sequence[str]) -> set[str]:
+        """The keys already stored. A key still unread after every retry counts as absent: the
+        trace is then written again, which its key makes harmless, and reported `stored`."""
         found: set[str] = set()
         for start in range(0, len(pks), BATCH_GET_MAX):
             pending = list(pks[start : start + BATCH_GET_MAX])
@@ -236,9 +258,6 @@ class TraceStore:
                 if not pending:
                     break
                 self.sleep(self.backoff(attempt))
-            else:
-                # Unknown is treated as absent: writing again is idempotent by key.
-                pass
         return found
 
     def put_new(self, items: Sequence[Item]) -> set[str]:
