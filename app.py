@@ -23,7 +23,8 @@ from chalicelib.errors import (
 )
 from chalicelib.wiring import Services, build
 
-app = Chalice(app_name="opencts")
+# Powertools owns logging: Chalice would add a second handler to the same logger.
+app = Chalice(app_name="opencts", configure_logs=False)
 logger = Logger(service="opencts")
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
 

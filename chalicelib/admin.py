@@ -63,6 +63,7 @@ def settings_for(stage: str | None, domain_id: str | None) -> Settings:
 
 def add_parser(subparsers: Any) -> None:
     admin = subparsers.add_parser("admin", help="operator commands on the stage's AWS resources")
+    admin.set_defaults(run=lambda args, _out: run(args))
     admin.add_argument("--stage", help="deployment stage; default: the local stack")
     admin.add_argument("--domain-id", help="domain (account) id; default: the stage's")
     actions = admin.add_subparsers(dest="admin_command", required=True)

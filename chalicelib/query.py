@@ -151,7 +151,7 @@ def parse_query(params: Mapping[str, Sequence[str]], now_ms: int) -> TraceQuery:
 
     marker = _single(params, "next")
     if marker:
-        query = _resume(query, marker)
+        query = _resume(query, marker, now_ms)
     return query
 
 
@@ -166,7 +166,7 @@ def make_marker(query: TraceQuery, last: Trace) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _resume(query: TraceQuery, marker: str) -> TraceQuery:
+def _resume(query: TraceQuery, marker: str, now_ms: int) -> TraceQuery:
     try:
         state = json.loads(base64.urlsafe_b64decode(marker + "=" * (-len(marker) % 4)))
         after = (int(state["t"]), str(state["i"]))
@@ -179,7 +179,7 @@ def _resume(query: TraceQuery, marker: str) -> TraceQuery:
     # The window of the first page holds for every page, so a moving "last hour" skips nothing.
     return TraceQuery(
         query.kind,
-        max(window[0], query.from_ms),
+        max(window[0], now_ms - RETENTION_MS),
         window[1],
         query.limit,
         query.filters,

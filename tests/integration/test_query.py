@@ -146,6 +146,21 @@ class TestListTraces:
         assert "late-new" not in [t["trace_id"] for t in second.traces]
         assert "late-mid" in [t["trace_id"] for t in second.traces]
 
+    def test_default_window_of_the_first_page_holds_for_later_pages(self, world: World) -> None:
+        # Given traces spread over the last hour, the oldest right at its edge
+        ids = world.report(*(trace(time=NOW_MS - 3_600_000 + i * 60_000) for i in range(12)))
+        first = world.find(limit=5)
+        # When the next pages are asked for ten minutes later, with no window given
+        world.clock.advance(10 * 60_000)
+        pages = [first.traces]
+        marker = first.marker
+        while marker:
+            page = world.find(limit=5, next=marker)
+            pages.append(page.traces)
+            marker = page.marker
+        # Then no trace of the first page's window is skipped
+        assert sorted(t["trace_id"] for p in pages for t in p) == sorted(ids)
+
     def test_shard_count_change_hides_nothing(self, world: World) -> None:
         # Given traces written with one shard, then eight, then two
         before = world.report(*(trace(time=NOW_MS - 50 * 60_000 + i) for i in range(12)))

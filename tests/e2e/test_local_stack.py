@@ -1,0 +1,240 @@
+"""The local stack as a user runs it: `python -m chalicelib.local` in its own process, driven by
+the `opencts` CLI and by boto3 against the embedded AWS, then stopped with SIGTERM.
+
+Headless and bounded: no standard input, CI=true, every wait has a deadline, and the whole module
+stays well under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+START_SECONDS = 30
+STOP_SECONDS = 15
+
+
+def environment() -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OPENCTS_", "AWS_", "POWERTOOLS"))
+    }
+    env.update(CI="true", PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    return env
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    state: dict[str, Any]
+
+    def cli(self, *argv: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+        # Run from the work directory, so the CLI finds the stack through .opencts/local.json.
+        return subprocess.run(
+            [sys.executable, "-m", "chalicelib.cli", *argv],
+            cwd=self.workdir,
+            env=environment(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def get(self, path: str) -> Any:
+        with fetch(self.state["api_endpoint"] + path) as response:
+            return json.load(response)
+
+
+def fetch(url: str) -> Any:
+    assert url.startswith("http://")
+    return urllib.request.urlopen(url, timeout=5)  # noqa: S310 - checked to be http just above
+
+
+def start_stack(workdir: Path, *extra: str) -> subprocess.Popen[bytes]:
+    log = (workdir / "stack.log").open("wb")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chalicelib.local",
+            "--fast",
+            "--state-dir",
+            str(workdir / ".opencts"),
+            *extra,
+        ],
+        cwd=REPO,
+        env=environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the test can see every process it made
+    )
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], state_file: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the stack exited during start-up"
+        if state_file.is_file():
+            state: dict[str, Any] = json.loads(state_file.read_text())
+            if state.get("status") == "running":
+                try:
+                    with fetch(
+                        f"{state['api_endpoint']}/v3/{state['project_id']}/traces"
+                    ) as response:
+                        if response.status == 200:
+                            return state
+                except OSError:
+                    pass
+        time.sleep(0.1)
+    raise AssertionError(f"the stack was not ready within {START_SECONDS} s")
+
+
+def port_is_free(endpoint: str) -> bool:
+    host, port = endpoint.removeprefix("http://").rsplit(":", 1)
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, int(port)))
+        except OSError:
+            return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("stack")
+    process = start_stack(workdir, "--api-port", "0", "--aws-port", "0")
+    try:
+        state = wait_until_ready(process, workdir / ".opencts" / "local.json")
+        yield Stack(process, workdir, state)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # only if the test below did not stop it
+            process.wait(5)
+        log = workdir / "stack.log"
+        sys.stderr.write(log.read_text(errors="replace")[-4000:] if log.exists() else "")
+
+
+def test_demo_then_query_by_service_and_user(stack: Stack) -> None:
+    # Given the demo reported through the CLI
+    demo = stack.cli("demo")
+    assert demo.returncode == 0, demo.stderr
+    advertised = re.search(r"--service-type ECS --user alice\s+# (\d+) traces", demo.stdout)
+    assert advertised, demo.stdout
+    expected = int(advertised.group(1))
+    assert expected > 0
+
+    # When the traces of ECS by alice are listed
+    listed = stack.cli(
+        "traces", "--service-type", "ECS", "--user", "alice", "--limit", "200", "--output", "json"
+    )
+
+    # Then exactly those come back, as many as the demo said
+    assert listed.returncode == 0, listed.stderr
+    traces = json.loads(listed.stdout)["traces"]
+    assert len(traces) == expected
+    assert {t["service_type"] for t in traces} == {"ECS"}
+    assert {t["user"]["name"] for t in traces} == {"alice"}
+
+
+def test_a_trace_sent_to_the_ingest_queue_is_queryable_within_seconds(stack: Stack) -> None:
+    # Given a trace sent to the ingest queue of the embedded AWS
+    state = stack.state
+    sqs = boto3.client(
+        "sqs",
+        region_name=state["region"],
+        endpoint_url=state["aws_endpoint"],
+        aws_access_key_id="e2e",
+        aws_secret_access_key="e2e",
+    )
+    trace_id = f"e2e-{uuid.uuid4()}"
+    trace = {
+        "trace_id": trace_id,
+        "trace_name": "sendMessage",
+        "trace_rating": "normal",
+        "trace_type": "ApiCall",
+        "time": int(time.time() * 1000) - 1000,
+        "service_type": "SMN",
+        "resource_type": "topic",
+        "user": {"id": "u-e2e", "name": "e2e"},
+        "source_ip": "192.0.2.99",
+    }
+    body = json.dumps({"project_id": state["project_id"], "traces": [trace]})
+    sqs.send_message(QueueUrl=state["resources"]["ingest_queue_url"], MessageBody=body)
+
+    # When the API is asked for it, Then it is there within seconds
+    deadline = time.monotonic() + 10
+    while True:
+        found = stack.get(f"/v3/{state['project_id']}/traces?trace_id={trace_id}")["traces"]
+        if found:
+            break
+        assert time.monotonic() < deadline, "the queued trace was not stored within 10 s"
+        time.sleep(0.2)
+    assert found[0]["service_type"] == "SMN"
+
+
+def test_sigterm_stops_everything(stack: Stack) -> None:
+    # Given the running stack (its own process group)
+    pgid = os.getpgid(stack.process.pid)
+    endpoints = [stack.state["api_endpoint"], stack.state["aws_endpoint"]]
+
+    # When it is sent SIGTERM
+    stack.process.send_signal(signal.SIGTERM)
+
+    # Then it exits cleanly, leaves no process behind, frees its ports and says it stopped
+    assert stack.process.wait(STOP_SECONDS) == 0
+    deadline = time.monotonic() + 5
+    while group_alive(pgid):
+        assert time.monotonic() < deadline, "processes of the stack outlived it"
+        time.sleep(0.1)
+    assert all(port_is_free(e) for e in endpoints)
+    state = json.loads((stack.workdir / ".opencts" / "local.json").read_text())
+    assert state["status"] == "stopped"
+    assert stack.cli("traces").returncode == 3
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    # Given a port already in use
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        # When the stack is asked to serve the API on it
+        process = start_stack(tmp_path, "--api-port", str(port), "--aws-port", "0")
+        code = process.wait(START_SECONDS)
+
+    # Then it exits non-zero, says why, and leaves no state file behind
+    assert code != 0
+    log = (tmp_path / "stack.log").read_text()
+    assert f"port {port} on 127.0.0.1 is already in use" in log
+    assert "--api-port" in log
+    assert not (tmp_path / ".opencts" / "local.json").exists()
