@@ -87,6 +87,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from chalicelib.model import TRACE_FIELDS
+
 __all__ = ["SUPPORTED_DETAIL_TYPES", "UnsupportedEvent", "convert_event", "convert_record"]
 
 
@@ -249,29 +251,6 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final = timedelta(milliseconds=1)
 
 _REQUIRED_FIELDS: Final = ("eventID", "eventName", "eventTime", "eventSource")
-# The CTS v3 Traces model's order, so converted traces read like the ones CTS documents.
-_FIELD_ORDER: Final = (
-    "trace_id",
-    "trace_name",
-    "trace_rating",
-    "trace_type",
-    "time",
-    "user",
-    "service_type",
-    "resource_type",
-    "resource_id",
-    "resource_name",
-    "source_ip",
-    "request",
-    "response",
-    "code",
-    "api_version",
-    "message",
-    "request_id",
-    "resource_account_id",
-    "read_only",
-    "user_agent",
-)
 
 
 def convert_event(envelope: Mapping[str, Any]) -> dict[str, Any]:
@@ -341,7 +320,8 @@ def _convert(
     if read_only is not None:
         trace["read_only"] = read_only
     _put(trace, "user_agent", record.get("userAgent"), _TEXT_LEN)
-    return {field: trace[field] for field in _FIELD_ORDER if field in trace}
+    # The CTS v3 Traces model's order, so converted traces read like the ones CTS documents.
+    return {field: trace[field] for field in TRACE_FIELDS if field in trace}
 
 
 def _outcome(record: Mapping[str, Any], *, trace_type: str, sign_in: bool) -> dict[str, str]:
