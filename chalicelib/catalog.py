@@ -1,9 +1,9 @@
 """What has been seen: resource types per domain (ListTraceResources), operators of the last 30
 days per project (ListUserResources) and operations per project (ListOperations).
 
-Ingest records them as it stores traces. A container remembers what it wrote in the last hour and
-skips rewriting it, so the hot ingest path adds few writes, and a user's `last_seen` is exact to
-the hour, which is what a 30-day list needs.
+Ingest records them as it stores traces. A container remembers what it wrote and skips rewriting
+it: resource types and operations never change once written, and a user's `last_seen` is refreshed
+at most daily, which is what a 30-day list needs. So the hot ingest path adds few writes.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.clock import MS_PER_DAY, MS_PER_HOUR
+from chalicelib.clock import MS_PER_DAY
 from chalicelib.control import ControlTable, Item
 from chalicelib.model import Trace
 
 USER_WINDOW_MS = 30 * MS_PER_DAY
-REWRITE_AFTER_MS = MS_PER_HOUR
+USER_REFRESH_MS = MS_PER_DAY
 SEP = "|"
 
 
@@ -53,12 +53,18 @@ class Catalog:
         fresh = [
             {"pk": pk, "sk": sk, **attrs}
             for (pk, sk), attrs in wanted.items()
-            if now_ms - self._written.get((pk, sk), -REWRITE_AFTER_MS) >= REWRITE_AFTER_MS
+            if self._stale((pk, sk), now_ms)
         ]
         if fresh:
             self.table.put_many(fresh)
             for item in fresh:
                 self._written[(item["pk"], item["sk"])] = now_ms
+
+    def _stale(self, key: tuple[str, str], now_ms: int) -> bool:
+        written = self._written.get(key)
+        if written is None:
+            return True
+        return key[0].startswith("USER#") and now_ms - written >= USER_REFRESH_MS
 
     def resources(self, domain_id: str) -> list[dict[str, Any]]:
         by_service: dict[str, list[str]] = {}

@@ -1,0 +1,144 @@
+"""The benchmarks run at a tiny size: one JSON line with the documented keys and sane figures."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from bench import ingest as ingest_bench
+from bench import query_amplification as query_bench
+from bench.common import (
+    DynamoCalls,
+    TraceFactory,
+    build_vocabulary,
+    configure_aws_env,
+    fast_moto,
+    make_stack,
+)
+from chalicelib.clock import FixedClock
+from chalicelib.dynamo import to_item
+
+_ENV = (
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SECURITY_TOKEN",
+    "AWS_SESSION_TOKEN",
+)
+FILTER_KINDS = {
+    "trace_id",
+    "resource_id",
+    "trace_name",
+    "user",
+    "service_type+resource_type",
+    "window",
+}
+
+
+@pytest.fixture(autouse=True)
+def _restore_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmarks set fake credentials in os.environ; put the test process's back after."""
+    for name in _ENV:
+        monkeypatch.setenv(name, "placeholder")
+        monkeypatch.delenv(name)
+
+
+def _one_json_line(out: str) -> dict[str, object]:
+    lines = out.splitlines()
+    assert len(lines) == 1, lines
+    parsed = json.loads(lines[0])
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def _finite_positive(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def test_ingest_bench_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ingest_bench.main(["--traces", "400", "--rounds", "2", "--batch", "100"]) == 0
+    result = _one_json_line(capsys.readouterr().out)
+
+    assert result["bench"] == "ingest"
+    assert result["traces"] == 400
+    for key in ("ours_traces_per_s", "raw_traces_per_s", "ratio", "client_ratio"):
+        assert _finite_positive(result[key]), key
+    assert result["target_ratio_max"] == 1.3
+    assert result["meets_target"] is (result["ratio"] <= 1.3)  # type: ignore[operator]
+    # ratio is ours' time over raw's: the inverse of the rates' ratio.
+    rates = result["raw_traces_per_s"] / result["ours_traces_per_s"]  # type: ignore[operator]
+    assert result["ratio"] == pytest.approx(rates, rel=0.01)
+    calls = result["calls_per_batch"]
+    assert isinstance(calls, dict)
+    # 100 traces a batch: one BatchGetItem for the duplicate check, 4 BatchWriteItem of 25.
+    assert calls["ours"]["BatchGetItem"] == 1
+    assert calls["ours"]["BatchWriteItem"] >= 4
+    assert calls["raw"] == {"BatchWriteItem": 4}
+
+
+def test_query_bench_prints_its_ratios(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--traces", "150", "--values", "2", "--max-rows", "12", "--jobs", "1"]
+    assert query_bench.main(args) == 0
+    result = _one_json_line(capsys.readouterr().out)
+
+    assert result["bench"] == "query_amplification"
+    assert result["traces"] == 150
+    assert result["projects"] == 3
+    assert result["scans"] == 0
+    assert result["targets"] == {"selective_max": 2, "window_max": 1.2}
+    for key in ("by_filter", "by_filter_4_shards"):
+        ratios = result[key]
+        assert isinstance(ratios, dict)
+        assert set(ratios) == FILTER_KINDS
+        # DynamoDB reads at least every item it returns.
+        assert all(isinstance(r, float | int) and 1 <= r < 50 for r in ratios.values()), ratios
+    assert isinstance(result["meets_targets"], bool)
+    assert result["checks"] == {"row_mismatches": 0, "scanned_mismatches": 0, "failures": []}
+
+
+def _figures(result: dict[str, Any]) -> dict[str, Any]:
+    """A query benchmark result without its timings and labels."""
+    for key in ("seconds", "moto", "ingest"):
+        result.pop(key)
+    for detail in result["detail_by_shards"].values():
+        for timing in ("pages_per_s", "ingest_s", "query_s"):
+            detail.pop(timing)
+    return result
+
+
+def test_fast_moto_changes_no_figure() -> None:
+    """The bench speed-ups of moto are exact: same rows, same items read, same calls."""
+    fast, stock = (
+        _figures(query_bench.run(80, 2, 12, shard_counts=(4,), stock_moto=stock))
+        for stock in (False, True)
+    )
+    assert fast == stock
+
+
+def test_both_ingest_paths_store_the_same_items() -> None:
+    store, report = (
+        _figures(query_bench.run(80, 2, 12, shard_counts=(2,), ingest_path=path))
+        for path in ("store", "report")
+    )
+    assert store == report
+
+
+def test_fast_moto_keeps_the_item_size_limit() -> None:
+    configure_aws_env()
+    with mock_aws(), fast_moto():
+        stack = make_stack(FixedClock(0))
+        calls = DynamoCalls().attach(stack.client)
+        item = TraceFactory(random.Random(1), build_vocabulary(random.Random(1))).trace(1)
+        item["pk"] = "p|big"
+        item["message"] = "x" * 410_000
+        with pytest.raises(stack.client.exceptions.ClientError, match="size"):
+            stack.client.put_item(TableName=stack.traces_table, Item=to_item(item))
+        assert calls.calls == {"PutItem": 1}
