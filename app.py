@@ -147,6 +147,14 @@ def list_operations(project_id: str) -> dict[str, Any]:
     return services().api.operations(project_id, _params())
 
 
+# API Gateway answers unknown paths itself with a non-CTS 403; this greedy route is less specific
+# than every real route, so it only catches what nothing else matches.
+@app.route("/{proxy+}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+@cts_errors
+def unknown_path() -> None:
+    raise not_found(_request().path)
+
+
 # -- event sources -----------------------------------------------------------------------------
 @app.on_sqs_message(queue=INGEST_QUEUE, batch_size=10, maximum_batching_window_in_seconds=1)
 def ingest_queue(event: SQSEvent) -> dict[str, Any]:

@@ -108,6 +108,10 @@ class TestReport:
         assert_error(client.http.get("/v3/bad.project/traces"), 400, "CTS.0001")
         assert_error(client.http.get(f"/v3/{'p' * 65}/traces"), 400, "CTS.0001")
 
+    def test_unknown_paths_get_the_cts_body(self, client: Client) -> None:
+        assert_error(client.http.get("/nope"), 404, "CTS.0009")
+        assert_error(client.http.post("/v2/x/traces", headers=JSON, body=b"{}"), 404, "CTS.0009")
+
     def test_method_not_allowed_gets_the_cts_body(self, client: Client) -> None:
         assert_error(client.http.delete(f"/v3/{PROJECT}/traces"), 405, "CTS.0010")
 
