@@ -110,7 +110,7 @@ class TestReport:
 
     def test_unknown_paths_get_the_cts_body(self, client: Client) -> None:
         assert_error(client.http.get("/nope"), 404, "CTS.0009")
-        assert_error(client.http.post("/v2/x/traces", headers=JSON, body=b"{}"), 404, "CTS.0009")
+        assert_error(client.http.post("/v3", headers=JSON, body=b"{}"), 404, "CTS.0009")
 
     def test_method_not_allowed_gets_the_cts_body(self, client: Client) -> None:
         assert_error(client.http.delete(f"/v3/{PROJECT}/traces"), 405, "CTS.0010")
