@@ -435,12 +435,15 @@ def run(
         "projects": len(PROJECT_SHARES),
         "scans": sum(p["scans"] for p in parts),
     }
-    meets = out["scans"] == 0
+    # The targets hold for the default (one shard per project). A sharded (hot) project is
+    # reported beside them: merging n shards reads at least (limit + n - 1) / limit rows per
+    # returned row, so at limit 10 four shards cannot reach 1.2 by construction.
     checks = Checks()
     for part in parts:
         shards = part["shards"]
-        out["by_filter" if shards == 1 else f"by_filter_{shards}_shards"] = part["ratios"]
-        meets = meets and all(
+        suffix = "" if shards == 1 else f"_{shards}_shards"
+        out[f"by_filter{suffix}"] = part["ratios"]
+        out[f"meets_targets{suffix}"] = out["scans"] == 0 and all(
             ratio <= (WINDOW_MAX if kind == WINDOW else SELECTIVE_MAX)
             for kind, ratio in part["ratios"].items()
         )
@@ -448,7 +451,6 @@ def run(
         checks.scanned_mismatches += part["checks"].scanned_mismatches
         checks.failures = (checks.failures + part["checks"].failures)[:5]
     out["targets"] = {"selective_max": SELECTIVE_MAX, "window_max": WINDOW_MAX}
-    out["meets_targets"] = meets
     out["detail_by_shards"] = {str(p["shards"]): p["detail"] for p in parts}
     out["checks"] = {
         "row_mismatches": checks.row_mismatches,
