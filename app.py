@@ -15,12 +15,14 @@ from chalicelib.api import Params
 from chalicelib.config import Settings
 from chalicelib.errors import (
     CtsError,
+    body_too_large,
     internal_error,
     malformed_body,
     method_not_allowed,
     not_found,
     unsupported_media_type,
 )
+from chalicelib.ingest import MAX_BODY_BYTES, parse_json
 from chalicelib.wiring import Services, build
 
 # Powertools owns logging: Chalice would add a second handler to the same logger.
@@ -66,6 +68,16 @@ def _params() -> Params:
     if not query:
         return {}
     return {name: query.getlist(name) for name in query}
+
+
+def _json_body() -> Any:
+    """The JSON body, None when empty; CTS.0002 when it is not JSON, CTS.0003 past 1 MiB."""
+    raw = _request().raw_body
+    if not raw or not raw.strip():
+        return None
+    if len(raw) > MAX_BODY_BYTES:
+        raise body_too_large(MAX_BODY_BYTES)
+    return parse_json(raw)
 
 
 def cts_errors(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -145,6 +157,67 @@ def list_user_resources(project_id: str) -> dict[str, Any]:
 @cts_errors
 def list_operations(project_id: str) -> dict[str, Any]:
     return services().api.operations(project_id, _params())
+
+
+# -- trackers, quotas, tags -------------------------------------------------------------------
+@app.route("/v3/{project_id}/tracker", methods=["POST"], content_types=["application/json"])
+@cts_errors
+def create_tracker(project_id: str) -> Response:
+    return Response(services().trackers.create_tracker(project_id, _json_body()), status_code=201)
+
+
+@app.route("/v3/{project_id}/tracker", methods=["PUT"], content_types=["application/json"])
+@cts_errors
+def update_tracker(project_id: str) -> dict[str, Any]:
+    return services().trackers.update_tracker(project_id, _json_body())
+
+
+@app.route("/v3/{project_id}/trackers", methods=["GET"])
+@cts_errors
+def list_trackers(project_id: str) -> dict[str, Any]:
+    return services().trackers.list_trackers(project_id, _params())
+
+
+@app.route("/v3/{project_id}/trackers", methods=["DELETE"])
+@cts_errors
+def delete_tracker(project_id: str) -> Response:
+    services().trackers.delete_tracker(project_id, _params())
+    return Response("", status_code=204)
+
+
+@app.route("/v3/{project_id}/quotas", methods=["GET"])
+@cts_errors
+def list_quotas(project_id: str) -> dict[str, Any]:
+    return services().trackers.list_quotas(project_id)
+
+
+@app.route(
+    "/v3/{project_id}/{resource_type}/{resource_id}/tags/create",
+    methods=["POST"],
+    content_types=["application/json"],
+)
+@cts_errors
+def create_resource_tags(project_id: str, resource_type: str, resource_id: str) -> Response:
+    services().trackers.create_tags(project_id, resource_type, resource_id, _json_body())
+    return Response("", status_code=204)
+
+
+@app.route(
+    "/v3/{project_id}/{resource_type}/{resource_id}/tags/delete",
+    methods=["DELETE"],
+    content_types=["application/json"],
+)
+@cts_errors
+def delete_resource_tags(project_id: str, resource_type: str, resource_id: str) -> Response:
+    services().trackers.delete_tags(project_id, resource_type, resource_id, _json_body())
+    return Response("", status_code=204)
+
+
+# API Gateway allows one variable name per path level: {project_id} is the domain id here.
+@app.route("/v3/{project_id}/checkbucket", methods=["POST"], content_types=["application/json"])
+@cts_errors
+def check_obs_buckets(project_id: str) -> dict[str, Any]:
+    return services().trackers.check_buckets(project_id, _json_body())
 
 
 # API Gateway answers unknown paths itself with a non-CTS 403; this greedy route is less specific

@@ -17,6 +17,7 @@ from chalicelib.ingest import Ingestor
 from chalicelib.projects import ProjectRegistry
 from chalicelib.query import TraceFinder
 from chalicelib.store import DynamoTraceTable, TraceStore
+from chalicelib.trackers import S3TransferBuckets, TrackerService
 
 EXPORT_URL_SECONDS = 300
 
@@ -27,6 +28,7 @@ class Services:
     api: TraceApi
     projects: ProjectRegistry
     dead_letter: Callable[[dict[str, Any]], None]
+    trackers: TrackerService
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Services:
@@ -64,4 +66,12 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         export_sink=export_sink if settings.export_bucket else None,
         cloudtrail_project_id=settings.cloudtrail_project_id,
     )
-    return Services(settings, api, projects, dead_letter)
+    trackers = TrackerService(
+        table=control,
+        buckets=S3TransferBuckets(aws("s3"), settings.region),
+        projects=projects,
+        clock=clock,
+        region=settings.region,
+        domain_id=settings.domain_id,
+    )
+    return Services(settings, api, projects, dead_letter, trackers)
