@@ -23,12 +23,15 @@ from chalicelib.errors import (
     unsupported_media_type,
 )
 from chalicelib.ingest import MAX_BODY_BYTES, parse_json
+from chalicelib.observability import metrics
 from chalicelib.wiring import Services, build
 
 # Powertools owns logging: Chalice would add a second handler to the same logger.
 app = Chalice(app_name="opencts", configure_logs=False)
 logger = Logger(service="opencts")
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+# Metrics are counted by the EventBridge handlers (data events ignored or recorded).
+app.register_middleware(ConvertToMiddleware(metrics.log_metrics), "cloudwatch")
 
 # The ingest queue's name must be a literal when Chalice packages the app; set
 # OPENCTS_INGEST_QUEUE in the shell that runs `chalice deploy` to change it.
@@ -242,3 +245,13 @@ def ingest_queue(event: SQSEvent) -> dict[str, Any]:
 @app.on_cw_event(CLOUDTRAIL_PATTERN, name="cloudtrail_events")
 def cloudtrail_events(event: CloudWatchEvent) -> None:
     services().api.report_cloudtrail(event.to_dict())
+
+
+# S3 object events come from EventBridge: `chalice package` refuses @app.on_s3_event, and one rule
+# covers every bucket a data tracker watches (the tracker turns on the bucket's EventBridge events).
+@app.on_cw_event(
+    {"source": ["aws.s3"], "detail-type": ["Object Created", "Object Deleted"]},
+    name="s3_object_events",
+)
+def s3_object_events(event: CloudWatchEvent) -> None:
+    services().api.report_s3_object_event(event.to_dict())

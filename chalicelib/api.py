@@ -16,6 +16,13 @@ from chalicelib import export
 from chalicelib.catalog import Catalog
 from chalicelib.clock import Clock
 from chalicelib.cloudtrail import UnsupportedEvent, convert_event
+from chalicelib.data_events import (
+    DataEventRecorder,
+    ObjectOperation,
+    from_cloudtrail,
+    from_s3_event,
+    is_s3_data_event,
+)
 from chalicelib.errors import CtsError, invalid_parameter
 from chalicelib.ingest import (
     Ingestor,
@@ -52,6 +59,7 @@ class TraceApi:
     clock: Clock
     export_sink: ExportSink | None = None
     cloudtrail_project_id: str = ""
+    data_events: DataEventRecorder | None = None
 
     # -- ingestion ---------------------------------------------------------------------------
     def report(self, project_id: str, raw_body: bytes | None) -> dict[str, Any]:
@@ -60,7 +68,11 @@ class TraceApi:
         return {"results": [r.body() for r in results], "meta_data": summary(results)}
 
     def report_cloudtrail(self, envelope: Mapping[str, Any]) -> TraceResult | None:
-        """An EventBridge CloudTrail event; None when it is not a supported event."""
+        """An EventBridge CloudTrail event; None when it is not a supported event.
+        S3 data events go to the data trackers watching their bucket."""
+        if self.data_events is not None and is_s3_data_event(envelope):
+            self._record_data(from_cloudtrail(envelope))
+            return None
         try:
             raw = convert_event(envelope)
         except UnsupportedEvent as e:
@@ -71,6 +83,16 @@ class TraceApi:
             # Raising makes EventBridge retry the event (it retries for up to 24 hours).
             raise CtsError(503, "CTS.0503", "trace storage unavailable")
         return result
+
+    def report_s3_object_event(self, envelope: Mapping[str, Any]) -> None:
+        """S3's own `Object Created` / `Object Deleted` events, from EventBridge."""
+        if self.data_events is not None:
+            self._record_data(from_s3_event(envelope))
+
+    def _record_data(self, op: ObjectOperation) -> None:
+        assert self.data_events is not None
+        if any(r.status == "failed" for r in self.data_events.record(op)):
+            raise CtsError(503, "CTS.0503", "trace storage unavailable")
 
     def queue(self, dead_letter: Callable[[dict[str, Any]], None]) -> QueueIngestor:
         return QueueIngestor(self.ingestor, dead_letter)

@@ -13,7 +13,9 @@ from chalicelib.catalog import Catalog
 from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import Settings
 from chalicelib.control import DynamoControlTable
+from chalicelib.data_events import DataEventRecorder
 from chalicelib.ingest import Ingestor
+from chalicelib.observability import count
 from chalicelib.projects import ProjectRegistry
 from chalicelib.query import TraceFinder
 from chalicelib.store import DynamoTraceTable, TraceStore
@@ -57,15 +59,6 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
             raise RuntimeError("no dead-letter queue configured (OPENCTS_INGEST_DLQ_URL)")
         aws("sqs").send_message(QueueUrl=settings.ingest_dlq_url, MessageBody=json.dumps(record))
 
-    api = TraceApi(
-        projects=projects,
-        ingestor=Ingestor(projects, store, catalog, clock),
-        finder=TraceFinder(store),
-        catalog=catalog,
-        clock=clock,
-        export_sink=export_sink if settings.export_bucket else None,
-        cloudtrail_project_id=settings.cloudtrail_project_id,
-    )
     trackers = TrackerService(
         table=control,
         buckets=S3TransferBuckets(aws("s3"), settings.region),
@@ -73,5 +66,16 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         clock=clock,
         region=settings.region,
         domain_id=settings.domain_id,
+    )
+    ingestor = Ingestor(projects, store, catalog, clock)
+    api = TraceApi(
+        projects=projects,
+        ingestor=ingestor,
+        finder=TraceFinder(store),
+        catalog=catalog,
+        clock=clock,
+        export_sink=export_sink if settings.export_bucket else None,
+        cloudtrail_project_id=settings.cloudtrail_project_id,
+        data_events=DataEventRecorder(trackers.watchers, ingestor, count),
     )
     return Services(settings, api, projects, dead_letter, trackers)
