@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.access_keys import AccessKeyStore, KmsEncryptor
 from chalicelib.api import TraceApi
 from chalicelib.aws import client
 from chalicelib.catalog import Catalog
@@ -27,6 +28,8 @@ class Services:
     api: TraceApi
     projects: ProjectRegistry
     dead_letter: Callable[[dict[str, Any]], None]
+    keys: AccessKeyStore
+    clock: Clock
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Services:
@@ -39,6 +42,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     projects = ProjectRegistry(control, clock)
     store = TraceStore(DynamoTraceTable(aws("dynamodb"), settings.traces_table))
     catalog = Catalog(control)
+    # One store per container: its cache of decrypted secrets serves every request.
+    access_keys = AccessKeyStore(control, KmsEncryptor(aws("kms"), settings.keys_kms_key), clock)
 
     def export_sink(key: str, body: bytes) -> str:
         s3 = aws("s3")
@@ -64,4 +69,4 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         export_sink=export_sink if settings.export_bucket else None,
         cloudtrail_project_id=settings.cloudtrail_project_id,
     )
-    return Services(settings, api, projects, dead_letter)
+    return Services(settings, api, projects, dead_letter, access_keys, clock)

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from typing import Any
 
 import boto3
 import pytest
+
+from chalicelib import signing
 
 pytestmark = pytest.mark.e2e
 
@@ -60,13 +63,28 @@ class Stack:
         )
 
     def get(self, path: str) -> Any:
-        with fetch(self.state["api_endpoint"] + path) as response:
+        with fetch(self.state, path) as response:
             return json.load(response)
 
 
-def fetch(url: str) -> Any:
-    assert url.startswith("http://")
-    return urllib.request.urlopen(url, timeout=5)  # noqa: S310 - checked to be http just above
+def fetch(state: dict[str, Any], path_and_query: str) -> Any:
+    """A GET signed with the stack's demo access key (from local.json), as a client sends it."""
+    endpoint = state["api_endpoint"]
+    assert endpoint.startswith("http://")
+    parts = urllib.parse.urlsplit(path_and_query)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    headers = signing.sign(
+        access_key_id=state["access_key"]["id"],
+        secret=state["access_key"]["secret"],
+        method="GET",
+        host=urllib.parse.urlsplit(endpoint).netloc,
+        path=parts.path,
+        now_ms=time.time_ns() // 1_000_000,
+        query=query,
+    )
+    url = endpoint + parts.path + ("?" + signing.query_string(query) if query else "")
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http, checked above
+    return urllib.request.urlopen(request, timeout=5)  # noqa: S310
 
 
 def start_stack(workdir: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -98,9 +116,7 @@ def wait_until_ready(process: subprocess.Popen[bytes], state_file: Path) -> dict
             state: dict[str, Any] = json.loads(state_file.read_text())
             if state.get("status") == "running":
                 try:
-                    with fetch(
-                        f"{state['api_endpoint']}/v3/{state['project_id']}/traces"
-                    ) as response:
+                    with fetch(state, f"/v3/{state['project_id']}/traces") as response:
                         if response.status == 200:
                             return state
                 except OSError:

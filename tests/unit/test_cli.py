@@ -20,10 +20,12 @@ import pytest
 
 import app as app_module
 from chalicelib import cli
+from chalicelib.access_keys import KeyUser
 from chalicelib.config import Settings
 from chalicelib.local.demo import demo_traces
 from chalicelib.local.stack import PROJECT_DIR, chalice_config, make_api_server
 from chalicelib.local.state import write_state
+from chalicelib.permissions import FULL_ACCESS
 from chalicelib.wiring import Services, build
 from tests.conftest import DOMAIN, PROJECT, trace
 
@@ -38,7 +40,13 @@ def recent(**overrides: Any) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # No local.json and no OPENCTS_* from the developer's shell may leak into a test.
-    for name in ("OPENCTS_ENDPOINT", "OPENCTS_PROJECT", "OPENCTS_DOMAIN"):
+    for name in (
+        "OPENCTS_ENDPOINT",
+        "OPENCTS_PROJECT",
+        "OPENCTS_DOMAIN",
+        "OPENCTS_ACCESS_KEY_ID",
+        "OPENCTS_SECRET_ACCESS_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -63,9 +71,20 @@ def endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def services(created: dict[str, str], settings: Settings) -> Iterator[Services]:
+def services(
+    created: dict[str, str], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Services]:
     svc = build(dataclasses.replace(settings, ingest_dlq_url=created["ingest_dlq_url"]))
     svc.projects.register(PROJECT, DOMAIN)
+    key = svc.keys.create(
+        user=KeyUser("u-cli", "cli"),
+        domain_id=DOMAIN,
+        project_ids=[PROJECT, "nobody"],  # "nobody": reachable, but not a known project
+        policy=FULL_ACCESS,
+    )
+    # The CLI signs with the environment's key (a test's local.json carries none).
+    monkeypatch.setenv("OPENCTS_ACCESS_KEY_ID", key.key.access_key_id)
+    monkeypatch.setenv("OPENCTS_SECRET_ACCESS_KEY", key.secret)
     app_module.use_services(svc)
     yield svc
     app_module.use_services(None)
