@@ -109,6 +109,10 @@ def cts_envelope(event: Request, get_response: Callable[[Request], Response]) ->
     return response
 
 
+# Where `authenticate` leaves the access key that signed the request (see caller()).
+ACCESS_KEY_CONTEXT = "opencts_access_key"
+
+
 @app.middleware("http")
 def authenticate(event: Request, get_response: Callable[[Request], Response]) -> Response:
     """Every route, before any handler: a request signed by an active access key (SDK-HMAC-SHA256)
@@ -117,8 +121,8 @@ def authenticate(event: Request, get_response: Callable[[Request], Response]) ->
     route = str((event.context or {}).get("resourcePath", ""))
     try:
         svc = services()
-        key_id = signing.verify(_signed_request(event, route), svc.keys.secret_for,
-                                svc.clock.now_ms())
+        signed = _signed_request(event, route)
+        key_id = signing.verify(signed, svc.keys.secret_for, svc.clock.now_ms())
         key = svc.keys.active_key(key_id)
         if key is None:  # disabled between the two cached look-ups
             raise signing.NotAuthenticated(f"access key {key_id} is unknown or disabled")
@@ -127,8 +131,9 @@ def authenticate(event: Request, get_response: Callable[[Request], Response]) ->
             permissions.authorize(key, event.method, route, scope_id)
         # else: a method the route does not declare, which Chalice answers with 405.
     except (signing.NotAuthenticated, permissions.Forbidden) as e:
-        logger.warning("request refused", status=e.status, reason=e.reason,
-                       method=event.method, route=route)
+        logger.warning(
+            "request refused", status=e.status, reason=e.reason, method=event.method, route=route
+        )
         return Response(e.body(), status_code=e.status)
     except Exception:
         logger.exception("authentication failed", method=event.method, route=route)
@@ -136,9 +141,6 @@ def authenticate(event: Request, get_response: Callable[[Request], Response]) ->
         return Response(error.body(), status_code=error.status)
     event.context[ACCESS_KEY_CONTEXT] = key
     return get_response(event)
-
-
-ACCESS_KEY_CONTEXT = "opencts_access_key"
 
 
 def caller() -> AccessKey:

@@ -142,6 +142,30 @@ class Reply:
             ) from None
 
 
+class _UnsignedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect (the 303 of a large export to its presigned S3 URL) without the
+    signature and the signed Host: they are for OpenCTS, and S3 refuses a second credential."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:
+            for name in list(new.headers):
+                if name.lower() in ("authorization", "host") or name.lower().startswith("x-sdk-"):
+                    new.remove_header(name)
+        return new
+
+
+_OPENER = urllib.request.build_opener(_UnsignedRedirects)
+
+
 @dataclass(frozen=True)
 class Credentials:
     access_key_id: str
@@ -187,7 +211,7 @@ class Api:
         # The scheme is checked to be http(s) when the endpoint is chosen (see target()).
         request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 return Reply(response.status, dict(response.headers), response.read())
         except urllib.error.HTTPError as e:
             error = _api_error(e.code, e.read())

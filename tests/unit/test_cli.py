@@ -546,6 +546,46 @@ class TestEndpoint:
         assert code == cli.EXIT_FAILED
         assert capsys.readouterr().err.strip() == "HTTP 502: <html>Bad Gateway</html>"
 
+    def test_requests_are_signed_and_a_redirect_is_followed_unsigned(self) -> None:
+        # Given an endpoint that redirects (as a large export does, to a presigned S3 URL)
+        seen: list[dict[str, str]] = []
+
+        class Redirecting(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append({k.lower(): v for k, v in self.headers.items()})
+                if self.path.startswith("/v3/"):
+                    self.send_response(303)
+                    self.send_header("Location", "/bucket/export.csv?X-Amz-Signature=s")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", "4")
+                self.end_headers()
+                self.wfile.write(b"a,b\n")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Redirecting)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}"
+            api = cli.Api(url, cli.Credentials("AK" * 10, "S" * 40))
+            reply = api.call("GET", "/v3/p/traces/export", {"service_type": "ECS"})
+        finally:
+            server.shutdown()
+            server.server_close()
+
+        # Then the API call is signed, and the redirected one carries no OpenCTS credential
+        assert reply.body == b"a,b\n"
+        first, second = seen
+        assert first["authorization"].startswith("SDK-HMAC-SHA256 Access=AKAKAKAKAKAKAKAKAKAK")
+        assert first["host"] == url.removeprefix("http://")
+        assert "x-sdk-date" in first
+        assert "authorization" not in second
+        assert not any(name.startswith("x-sdk-") for name in second)
+
     def test_only_http_endpoints(self, capsys: pytest.CaptureFixture[str]) -> None:
         code = cli.main(["--endpoint", "file:///etc/passwd", "--project", "p", "traces"])
         assert code == cli.EXIT_USAGE
