@@ -293,6 +293,11 @@ def credentials(state: Mapping[str, Any]) -> Credentials | None:
     secret = os.environ.get("OPENCTS_SECRET_ACCESS_KEY", "")
     if key_id and secret:
         return Credentials(key_id, secret)
+    if key_id or secret:
+        raise UsageError(
+            "set both OPENCTS_ACCESS_KEY_ID and OPENCTS_SECRET_ACCESS_KEY, or neither "
+            "(to use local.json's key)"
+        )
     stored = state.get("access_key")
     if isinstance(stored, Mapping) and stored.get("id") and stored.get("secret"):
         return Credentials(str(stored["id"]), str(stored["secret"]))
@@ -367,8 +372,8 @@ def report_traces(t: Target, traces: Sequence[Any], out: TextIO) -> ReportTotals
         try:
             body = t.api.call("POST", f"/v3/{project}/traces", body={"traces": chunk}).json()
         except ApiError as e:
-            if e.status == 404:
-                raise  # an unknown project fails every chunk the same way: say it once
+            if e.status in (401, 403, 404):
+                raise  # a refused key or an unknown project fails every chunk alike: say it once
             print(f"{head}: failed: {e}", file=out)
             totals.failed += len(chunk)
             offset += len(chunk)

@@ -25,7 +25,7 @@ from chalicelib.config import Settings
 from chalicelib.local.demo import demo_traces
 from chalicelib.local.stack import PROJECT_DIR, chalice_config, make_api_server
 from chalicelib.local.state import write_state
-from chalicelib.permissions import FULL_ACCESS
+from chalicelib.permissions import FULL_ACCESS, READ_ONLY_ACCESS
 from chalicelib.wiring import Services, build
 from tests.conftest import DOMAIN, PROJECT, trace
 
@@ -586,9 +586,45 @@ class TestEndpoint:
         assert "authorization" not in second
         assert not any(name.startswith("x-sdk-") for name in second)
 
+    def test_half_a_key_in_the_environment_is_a_usage_error(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        monkeypatch.setenv("OPENCTS_ACCESS_KEY_ID", "A" * 20)
+        assert cli.main(["--endpoint", "http://127.0.0.1:9", "--project", "p", "traces"]) == 2
+        assert "OPENCTS_SECRET_ACCESS_KEY" in capsys.readouterr().err
+
     def test_only_http_endpoints(self, capsys: pytest.CaptureFixture[str]) -> None:
         code = cli.main(["--endpoint", "file:///etc/passwd", "--project", "p", "traces"])
         assert code == cli.EXIT_USAGE
+
+
+class TestSigning:
+    def test_without_a_key_the_refusal_says_where_keys_come_from(
+        self, run: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv("OPENCTS_ACCESS_KEY_ID")
+        monkeypatch.delenv("OPENCTS_SECRET_ACCESS_KEY")
+        code, _out, err = run("traces")
+        assert code == cli.EXIT_FAILED
+        assert err.startswith("CTS.0401: Authentication failed")
+        assert "OPENCTS_ACCESS_KEY_ID" in err
+        assert "opencts keys create" in err
+
+    def test_a_read_only_key_cannot_report(
+        self, run: Any, services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        key = services.keys.create(
+            user=KeyUser("u-ro", "ro"),
+            domain_id=DOMAIN,
+            project_ids=[PROJECT],
+            policy=READ_ONLY_ACCESS,
+        )
+        monkeypatch.setenv("OPENCTS_ACCESS_KEY_ID", key.key.access_key_id)
+        monkeypatch.setenv("OPENCTS_SECRET_ACCESS_KEY", key.secret)
+        code, _out, err = run("report", report_file(tmp_path, [recent()]))
+        assert code == cli.EXIT_FAILED
+        assert err.startswith("CTS.0403")
+        assert run("traces")[0] == cli.EXIT_OK
 
 
 def test_iso_formatting() -> None:
