@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -179,6 +180,26 @@ def test_demo_then_query_by_service_and_user(stack: Stack) -> None:
     assert len(traces) == expected
     assert {t["service_type"] for t in traces} == {"ECS"}
     assert {t["user"]["name"] for t in traces} == {"alice"}
+
+
+def test_the_api_refuses_unsigned_requests_and_the_banner_shows_the_demo_key(
+    stack: Stack,
+) -> None:
+    # Given the demo key the stack wrote to local.json
+    key = stack.state["access_key"]
+    assert (len(key["id"]), len(key["secret"])) == (20, 40)
+
+    # When the API is called without a signature, Then it answers 401 with the CTS body
+    url = f"{stack.state['api_endpoint']}/v3/{stack.state['project_id']}/traces"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=5)  # noqa: S310 - the stack's http endpoint
+    assert refused.value.code == 401
+    assert json.load(refused.value)["error_code"] == "CTS.0401"
+    assert refused.value.headers["X-Request-Id"]
+
+    # And the banner told the user the key
+    log = (stack.workdir / "stack.log").read_text(errors="replace")
+    assert f"demo access key {key['id']}" in log
 
 
 def test_a_trace_sent_to_the_ingest_queue_is_queryable_within_seconds(stack: Stack) -> None:

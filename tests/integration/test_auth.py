@@ -4,6 +4,7 @@ active key, and the CTS policies decide what a key may do, before any handler ru
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -201,3 +202,82 @@ def test_permission_matrix(
         assert r.status_code == 200, r.body
     else:
         assert_refused(r, 403)
+
+
+# -- the Lambda path: API Gateway's proxy event, as the deployed function receives it --------------
+@dataclass
+class LambdaContext:
+    function_name: str = "opencts-dev"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:opencts-dev"
+    aws_request_id: str = "req-1"
+
+
+def gateway_event(
+    key: NewAccessKey,
+    clock: FixedClock,
+    route: str,
+    path_parameters: dict[str, str],
+    path: str,
+    query: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    host = "cts.example.com"
+    headers = signing.sign(
+        access_key_id=key.key.access_key_id,
+        secret=key.secret,
+        method="GET",
+        host=host,
+        path=path,
+        now_ms=clock.now_ms(),
+        query=query or {},
+        headers={"User-Agent": "huaweicloud-usdk-python/3.0"},
+    )
+    return {
+        "resource": route,
+        "path": "/api" + path,
+        "httpMethod": "GET",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in (query or {}).items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": route,
+            "httpMethod": "GET",
+            "path": "/api" + path,  # API Gateway's own path carries the stage
+            "stage": "api",
+            "requestId": "gw-request-1",
+            "identity": {"sourceIp": "192.0.2.1"},
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+def test_the_lambda_event_of_api_gateway_is_verified(
+    services: Services, full_key: NewAccessKey, clock: FixedClock
+) -> None:
+    query = {"service_type": ["ECS"], "limit": ["5"]}
+    event = gateway_event(
+        full_key, clock, "/v3/{project_id}/traces", {"project_id": PROJECT},
+        f"/v3/{PROJECT}/traces", query,
+    )  # fmt: skip
+    response = app_module.app(event, LambdaContext())
+    assert response["statusCode"] == 200, response["body"]
+    assert json.loads(response["body"])["traces"] == []
+    assert response["headers"]["X-Request-Id"] == "gw-request-1"
+
+    event["multiValueQueryStringParameters"] = {"service_type": ["OBS"], "limit": ["5"]}
+    refused = app_module.app(event, LambdaContext())
+    assert refused["statusCode"] == 401
+
+
+def test_the_greedy_route_of_api_gateway_is_verified_with_its_whole_path(
+    services: Services, full_key: NewAccessKey, clock: FixedClock
+) -> None:
+    # API Gateway names the greedy parameter `proxy` and gives it every remaining segment.
+    event = gateway_event(full_key, clock, "/{proxy+}", {"proxy": "v3/x/y/z"}, "/v3/x/y/z")
+    response = app_module.app(event, LambdaContext())
+    assert response["statusCode"] == 404, response["body"]
+    assert json.loads(response["body"])["error_code"] == "CTS.0009"
