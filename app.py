@@ -11,6 +11,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Request, Response, SQSEvent
 
+from chalicelib import permissions, signing
+from chalicelib.access_keys import AccessKey
 from chalicelib.api import Params
 from chalicelib.config import Settings
 from chalicelib.errors import (
@@ -120,6 +122,65 @@ def cts_envelope(event: Request, get_response: Callable[[Request], Response]) ->
         response = Response(error.body(), status_code=error.status, headers=response.headers)
     response.headers["X-Request-Id"] = request_id
     return response
+
+
+# Where `authenticate` leaves the access key that signed the request (see caller()).
+ACCESS_KEY_CONTEXT = "opencts_access_key"
+
+
+@app.middleware("http")
+def authenticate(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Every route, before any handler: a request signed by an active access key (SDK-HMAC-SHA256)
+    whose policy allows the operation on the path's project or domain. Registered after
+    cts_envelope, so refusals carry X-Request-Id too."""
+    route = str((event.context or {}).get("resourcePath", ""))
+    try:
+        svc = services()
+        signed = _signed_request(event, route)
+        key_id = signing.verify(signed, svc.keys.secret_for, svc.clock.now_ms())
+        key = svc.keys.active_key(key_id)
+        if key is None:  # disabled between the two cached look-ups
+            raise signing.NotAuthenticated(f"access key {key_id} is unknown or disabled")
+        if event.method.upper() in app.routes.get(route, {}):
+            scope_id = (event.uri_params or {}).get("project_id", "")
+            permissions.authorize(key, event.method, route, scope_id)
+        # else: a method the route does not declare, which Chalice answers with 405.
+    except (signing.NotAuthenticated, permissions.Forbidden) as e:
+        logger.warning(
+            "request refused", status=e.status, reason=e.reason, method=event.method, route=route
+        )
+        return Response(e.body(), status_code=e.status)
+    except Exception:
+        logger.exception("authentication failed", method=event.method, route=route)
+        error = internal_error()
+        return Response(error.body(), status_code=error.status)
+    event.context[ACCESS_KEY_CONTEXT] = key
+    return get_response(event)
+
+
+def caller() -> AccessKey:
+    """The access key that signed the current request (set by `authenticate`)."""
+    key: AccessKey = _request().context[ACCESS_KEY_CONTEXT]
+    return key
+
+
+def _signed_request(event: Request, route: str) -> signing.SignedRequest:
+    """The request as its client signed it: the path rebuilt from the route and its parameters
+    (API Gateway's own path carries the stage prefix), every query value, the raw body."""
+    path = route
+    for name, value in (event.uri_params or {}).items():
+        # API Gateway names a greedy parameter `proxy`, chalice local `proxy+`.
+        bare = name.removesuffix("+")
+        path = path.replace("{" + bare + "+}", value).replace("{" + bare + "}", value)
+    query = event.query_params
+    body = event.raw_body
+    return signing.SignedRequest(
+        method=event.method,
+        path=path,
+        query={name: query.getlist(name) for name in query} if query else {},
+        headers=dict(event.headers.items()),
+        body=body.encode() if isinstance(body, str) else body,
+    )
 
 
 # -- traces ------------------------------------------------------------------------------------

@@ -37,7 +37,12 @@ def settings_for(stage: str | None, domain_id: str | None) -> Settings:
     if stage:
         env = dict(os.environ, OPENCTS_STAGE=stage)
         env.pop("OPENCTS_AWS_ENDPOINT", None)
-        for name in ("OPENCTS_TRACES_TABLE", "OPENCTS_CONTROL_TABLE", "OPENCTS_INGEST_QUEUE"):
+        for name in (
+            "OPENCTS_TRACES_TABLE",
+            "OPENCTS_CONTROL_TABLE",
+            "OPENCTS_INGEST_QUEUE",
+            "OPENCTS_KEYS_KMS_KEY",
+        ):
             env.pop(name, None)
         env.setdefault("OPENCTS_EXPORT_BUCKET", "")
         settings = Settings.from_env(env)
@@ -53,6 +58,7 @@ def settings_for(stage: str | None, domain_id: str | None) -> Settings:
             "OPENCTS_TRACES_TABLE": resources.get("traces_table", "opencts-local-traces"),
             "OPENCTS_CONTROL_TABLE": resources.get("control_table", "opencts-local-control"),
             "OPENCTS_DOMAIN_ID": state.get("domain_id", "123456789012"),
+            "OPENCTS_KEYS_KMS_KEY": resources.get("keys_kms_key", "alias/opencts-local-keys"),
         })
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -89,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
     if args.admin_command == "bootstrap":
         if args.export_bucket:
             settings = dataclasses.replace(settings, export_bucket=args.export_bucket)
-        created = ensure_all(settings, aws("dynamodb"), aws("sqs"), aws("s3"))
+        created = ensure_all(
+            settings, aws("dynamodb"), aws("sqs"), aws("s3"), aws("kms")
+        )
         env = {
             "OPENCTS_TRACES_TABLE": created["traces_table"],
             "OPENCTS_CONTROL_TABLE": created["control_table"],
@@ -97,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             "OPENCTS_INGEST_DLQ_URL": created["ingest_dlq_url"],
             "OPENCTS_EXPORT_BUCKET": created.get("export_bucket", ""),
             "OPENCTS_DOMAIN_ID": settings.domain_id,
+            "OPENCTS_KEYS_KMS_KEY": created["keys_kms_key"],
         }
         print(json.dumps({"created": created, "environment_variables": env}, indent=2))
         return 0

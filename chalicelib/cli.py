@@ -9,6 +9,10 @@ environment (OPENCTS_ENDPOINT, OPENCTS_PROJECT, OPENCTS_DOMAIN), then local.json
 setting beats a discovered one, so a shell pointed at a deployed stack stays pointed at it even
 when run inside a checkout that has a local stack.
 
+Every request is signed (SDK-HMAC-SHA256) with an access key: OPENCTS_ACCESS_KEY_ID and
+OPENCTS_SECRET_ACCESS_KEY, else local.json's `access_key` (the local stack's demo key). There is
+deliberately no flag for them: a secret on a command line ends up in shell histories and `ps`.
+
 Exit codes: 0 done; 1 the service refused (its `error_code: error_msg` is printed) or a reported
 trace was rejected or failed; 2 a usage error (bad flag, unreadable input); 3 the endpoint cannot
 be reached.
@@ -27,11 +31,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from chalicelib import admin
+from chalicelib import admin, keys_cli, signing
 from chalicelib.local.demo import demo_traces
 from chalicelib.local.state import STOPPED, find_state, read_state
 
@@ -138,9 +142,40 @@ class Reply:
             ) from None
 
 
+class _UnsignedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect (the 303 of a large export to its presigned S3 URL) without the
+    signature and the signed Host: they are for OpenCTS, and S3 refuses a second credential."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:
+            for name in list(new.headers):
+                if name.lower() in ("authorization", "host") or name.lower().startswith("x-sdk-"):
+                    new.remove_header(name)
+        return new
+
+
+_OPENER = urllib.request.build_opener(_UnsignedRedirects)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret: str = field(repr=False)
+
+
 @dataclass(frozen=True)
 class Api:
     endpoint: str
+    credentials: Credentials | None = None
     timeout: float = TIMEOUT_SECONDS
 
     def call(
@@ -152,19 +187,43 @@ class Api:
     ) -> Reply:
         url = self.endpoint.rstrip("/") + path
         if params:
-            url += "?" + urllib.parse.urlencode(params)
+            # The canonical query the signature covers, sent as is (as the official SDK does).
+            url += "?" + signing.query_string(params)
         data = None
         headers = {"Accept": "application/json", "User-Agent": "opencts-cli"}
         if body is not None:
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
             headers["Content-Type"] = "application/json"
+        if self.credentials is not None:
+            # The API signs and verifies the route's path, without the endpoint's base path
+            # (an API Gateway stage), as the SDK, which keeps only scheme, host and port.
+            headers = signing.sign(
+                access_key_id=self.credentials.access_key_id,
+                secret=self.credentials.secret,
+                method=method,
+                host=urllib.parse.urlsplit(self.endpoint).netloc,
+                path=path,
+                now_ms=now_ms(),
+                query=params or {},
+                headers=headers,
+                body=data or b"",
+            )
         # The scheme is checked to be http(s) when the endpoint is chosen (see target()).
         request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 return Reply(response.status, dict(response.headers), response.read())
         except urllib.error.HTTPError as e:
-            raise _api_error(e.code, e.read()) from None
+            error = _api_error(e.code, e.read())
+            if e.code == 401 and self.credentials is None:
+                error = ApiError(
+                    error.status,
+                    error.code,
+                    f"{error.args[0].split(': ', 1)[-1]} (no access key: set "
+                    "OPENCTS_ACCESS_KEY_ID and OPENCTS_SECRET_ACCESS_KEY, or create one with "
+                    "`opencts keys create`)",
+                )
+            raise error from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise Unreachable(
@@ -223,7 +282,26 @@ def target(args: argparse.Namespace) -> Target:
         raise UsageError(f"the endpoint must be an http(s) URL, not {endpoint!r}")
     project = args.project or os.environ.get("OPENCTS_PROJECT") or state.get("project_id", "")
     domain = getattr(args, "domain", None) or os.environ.get("OPENCTS_DOMAIN")
-    return Target(Api(endpoint), str(project), str(domain or state.get("domain_id", "")))
+    api = Api(endpoint, credentials(state))
+    return Target(api, str(project), str(domain or state.get("domain_id", "")))
+
+
+def credentials(state: Mapping[str, Any]) -> Credentials | None:
+    """The environment's key, else local.json's; None sends unsigned requests (which the API
+    refuses with CTS.0401, and `opencts` then says where credentials come from)."""
+    key_id = os.environ.get("OPENCTS_ACCESS_KEY_ID", "")
+    secret = os.environ.get("OPENCTS_SECRET_ACCESS_KEY", "")
+    if key_id and secret:
+        return Credentials(key_id, secret)
+    if key_id or secret:
+        raise UsageError(
+            "set both OPENCTS_ACCESS_KEY_ID and OPENCTS_SECRET_ACCESS_KEY, or neither "
+            "(to use local.json's key)"
+        )
+    stored = state.get("access_key")
+    if isinstance(stored, Mapping) and stored.get("id") and stored.get("secret"):
+        return Credentials(str(stored["id"]), str(stored["secret"]))
+    return None
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -294,8 +372,8 @@ def report_traces(t: Target, traces: Sequence[Any], out: TextIO) -> ReportTotals
         try:
             body = t.api.call("POST", f"/v3/{project}/traces", body={"traces": chunk}).json()
         except ApiError as e:
-            if e.status == 404:
-                raise  # an unknown project fails every chunk the same way: say it once
+            if e.status in (401, 403, 404):
+                raise  # a refused key or an unknown project fails every chunk alike: say it once
             print(f"{head}: failed: {e}", file=out)
             totals.failed += len(chunk)
             offset += len(chunk)
@@ -590,6 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     operations.set_defaults(run=cmd_operations)
 
     admin.add_parser(commands)
+    keys_cli.add_parser(commands)
     return parser
 
 

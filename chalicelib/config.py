@@ -17,6 +17,7 @@ class Settings:
     ingest_dlq_url: str
     export_bucket: str
     cloudtrail_project_id: str
+    keys_kms_key: str  # the KMS key (id, ARN or alias) that encrypts access-key secrets
     aws_endpoint: str  # empty on AWS; the embedded AWS (moto) endpoint on the local stack
 
     @classmethod
@@ -32,5 +33,6 @@ class Settings:
             ingest_dlq_url=e.get("OPENCTS_INGEST_DLQ_URL", ""),
             export_bucket=e.get("OPENCTS_EXPORT_BUCKET", ""),
             cloudtrail_project_id=e.get("OPENCTS_CLOUDTRAIL_PROJECT_ID", ""),
+            keys_kms_key=e.get("OPENCTS_KEYS_KMS_KEY") or f"alias/opencts-{stage}-keys",
             aws_endpoint=e.get("OPENCTS_AWS_ENDPOINT", ""),
         )

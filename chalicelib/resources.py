@@ -98,8 +98,31 @@ def ensure_bucket(s3: Any, name: str, region: str) -> None:
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
 
 
-def ensure_all(settings: Settings, dynamodb: Any, sqs: Any, s3: Any) -> dict[str, str]:
-    """Creates every table, queue and bucket of the settings; returns their names and URLs."""
+def ensure_kms_key(kms: Any, alias: str) -> str:
+    """The id of the symmetric key behind `alias`, created with the alias when it is missing.
+
+    `alias` is what OPENCTS_KEYS_KMS_KEY holds; a key id or ARN given there instead names a key
+    that the operator manages, which is only looked up.
+    """
+    try:
+        return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"])
+    except kms.exceptions.NotFoundException:
+        if not alias.startswith("alias/"):
+            raise
+    key_id: str = kms.create_key(
+        Description="OpenCTS: encrypts the secrets of access keys",
+        KeyUsage="ENCRYPT_DECRYPT",
+        KeySpec="SYMMETRIC_DEFAULT",
+    )["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    return key_id
+
+
+def ensure_all(
+    settings: Settings, dynamodb: Any, sqs: Any, s3: Any, kms: Any
+) -> dict[str, str]:
+    """Creates every table, queue, bucket and key of the settings; returns their names, URLs
+    and the id of the access keys' KMS key."""
     ensure_table(dynamodb, traces_table_definition(settings.traces_table))
     ensure_table(dynamodb, control_table_definition(settings.control_table))
     dlq_url = ensure_queue(sqs, settings.ingest_queue + "-dlq")
@@ -112,6 +135,8 @@ def ensure_all(settings: Settings, dynamodb: Any, sqs: Any, s3: Any) -> dict[str
         "traces_stream_arn": dynamodb.describe_table(TableName=settings.traces_table)["Table"][
             "LatestStreamArn"
         ],
+        "keys_kms_key": settings.keys_kms_key,
+        "keys_kms_key_id": ensure_kms_key(kms, settings.keys_kms_key),
     }
     if settings.export_bucket:
         ensure_bucket(s3, settings.export_bucket, settings.region)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.access_keys import AccessKeyStore, KmsEncryptor
 from chalicelib.api import TraceApi
 from chalicelib.aws import client
 from chalicelib.catalog import Catalog
@@ -31,6 +32,8 @@ class Services:
     projects: ProjectRegistry
     dead_letter: Callable[[dict[str, Any]], None]
     trackers: TrackerService
+    keys: AccessKeyStore
+    clock: Clock
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Services:
@@ -43,6 +46,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     projects = ProjectRegistry(control, clock)
     store = TraceStore(DynamoTraceTable(aws("dynamodb"), settings.traces_table))
     catalog = Catalog(control)
+    # One store per container: its cache of decrypted secrets serves every request.
+    access_keys = AccessKeyStore(control, KmsEncryptor(aws("kms"), settings.keys_kms_key), clock)
 
     def export_sink(key: str, body: bytes) -> str:
         s3 = aws("s3")
@@ -78,4 +83,6 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         cloudtrail_project_id=settings.cloudtrail_project_id,
         data_events=DataEventRecorder(trackers.watchers, ingestor, count),
     )
-    return Services(settings, api, projects, dead_letter, trackers)
+    return Services(
+        settings, api, projects, dead_letter, trackers=trackers, keys=access_keys, clock=clock
+    )

@@ -65,6 +65,7 @@ def created(aws: None, settings: Settings) -> dict[str, str]:
         boto3.client("dynamodb", region_name=region),
         boto3.client("sqs", region_name=region),
         boto3.client("s3", region_name=region),
+        boto3.client("kms", region_name=region),
     )
 
 

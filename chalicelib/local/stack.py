@@ -4,8 +4,9 @@ Order matters, and is the reason this module exists:
 1. moto starts as the embedded AWS, and the process environment is pointed at it (fake
    credentials, region, `OPENCTS_*`) BEFORE `app` is imported, because app.py and Powertools read
    settings at import and `app.services()` builds its clients from them on first use.
-2. Every table, queue and bucket is created (`resources.ensure_all`) and the demo project is
-   registered, so the first request already finds them.
+2. Every table, queue, bucket and key is created (`resources.ensure_all`), the demo project is
+   registered and a demo access key (`CTS FullAccess`) is made for it, so the first request
+   already finds them; the key goes into local.json, where the `opencts` CLI finds it.
 3. The REST API runs on Chalice's own local server (what `chalice local` runs), the driver runs
    the queue, stream and schedule functions, and `<state-dir>/local.json` tells the CLI where.
 Everything runs in threads of this process, so Ctrl-C or SIGTERM stops it all and frees the ports:
@@ -41,10 +42,12 @@ from chalice.local import (
 )
 from moto.server import ThreadedMotoServer
 
+from chalicelib.access_keys import KeyUser
 from chalicelib.aws import client
 from chalicelib.config import Settings
 from chalicelib.local.driver import FAST_PERIOD_SECONDS, LocalDriver
 from chalicelib.local.state import RUNNING, STATE_DIR, STATE_FILE, STOPPED, write_state
+from chalicelib.permissions import FULL_ACCESS
 from chalicelib.resources import ensure_all
 from chalicelib.wiring import build
 
@@ -56,6 +59,8 @@ REGION = "us-east-1"
 DEMO_PROJECT = "opencts-demo"
 DEMO_DOMAIN = "123456789012"  # moto's account id: the demo domain owns the embedded AWS
 EXPORT_BUCKET = "opencts-local-exports"
+DEMO_USER_ID = "opencts-demo-user"
+DEMO_USER_NAME = "demo"
 START_TIMEOUT_SECONDS = 15.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -176,6 +181,7 @@ class LocalStack:
     aws_endpoint: str = ""
     api_endpoint: str = ""
     resources: dict[str, str] = field(default_factory=dict)
+    access_key: dict[str, str] = field(default_factory=dict)
     driver: LocalDriver | None = None
     _moto: ThreadedMotoServer | None = None
     _api: LocalDevServer | None = None
@@ -201,7 +207,15 @@ class LocalStack:
         os.environ["OPENCTS_INGEST_DLQ_URL"] = self.resources["ingest_dlq_url"]
         # For functions declared on the traces table's stream (read when app.py is imported).
         os.environ["OPENCTS_TRACES_STREAM_ARN"] = self.resources["traces_stream_arn"]
-        build(Settings.from_env()).projects.register(o.project_id, o.domain_id)
+        setup = build(Settings.from_env())
+        setup.projects.register(o.project_id, o.domain_id)
+        demo_key = setup.keys.create(
+            user=KeyUser(DEMO_USER_ID, DEMO_USER_NAME),
+            domain_id=o.domain_id,
+            project_ids=[o.project_id],
+            policy=FULL_ACCESS,
+        )
+        self.access_key = {"id": demo_key.key.access_key_id, "secret": demo_key.secret}
 
         app_module = import_app(o.project_dir)
         app_obj: Chalice = app_module.app
@@ -242,6 +256,8 @@ class LocalStack:
             "stage": STAGE,
             "fast": o.fast,
             "resources": self.resources,
+            # The demo key: a throw-away secret for the embedded AWS, kept where the CLI looks.
+            "access_key": self.access_key,
             "functions": self.driver.describe() if self.driver else [],
             "pid": os.getpid(),
             "started_at": self._started_at,
@@ -282,7 +298,7 @@ class LocalStack:
 
     def _create_resources(self, settings: Settings) -> dict[str, str]:
         c = self._client
-        return ensure_all(settings, c("dynamodb"), c("sqs"), c("s3"))
+        return ensure_all(settings, c("dynamodb"), c("sqs"), c("s3"), c("kms"))
 
     def _start_api(self, app_obj: Chalice) -> None:
         o = self.options
@@ -309,14 +325,17 @@ def _url_host(host: str) -> str:
 
 
 def banner(state: dict[str, Any], state_file: Path) -> str:
-    api, project = state["api_endpoint"], state["project_id"]
+    project = state["project_id"]
+    key = state.get("access_key") or {}
     functions = "\n".join(f"                  {line}" for line in state.get("functions", []))
     fast = "on" if state["fast"] else "off"
     return f"""
 OpenCTS local stack is up (stage {state["stage"]}, fast schedules {fast})
-  API             {api}
+  API             {state["api_endpoint"]}
   embedded AWS    {state["aws_endpoint"]}  (moto; any credentials, region {state["region"]})
   demo project    {project}  (domain {state["domain_id"]})
+  demo access key {key.get("id", "-")}  (CTS FullAccess on {project})
+  demo secret     {key.get("secret", "-")}
   state file      {state_file}
   functions
 {functions or "                  (none)"}
@@ -324,7 +343,11 @@ OpenCTS local stack is up (stage {state["stage"]}, fast schedules {fast})
 Try it:
   .venv/bin/opencts demo
   .venv/bin/opencts traces --service-type ECS --user alice
-  curl '{api}/v3/{project}/traces?service_type=ECS&limit=5'
+  .venv/bin/opencts traces --service-type ECS --limit 5 --output json
+
+Every API call is signed with the access key (SDK-HMAC-SHA256), so plain curl is refused with
+CTS.0401: use `opencts` (it signs with the key in the state file) or the official Huawei Cloud
+SDK (huaweicloudsdkcts) with the key above.
 
 Ctrl-C stops everything.
 """

@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -24,6 +26,8 @@ from typing import Any
 
 import boto3
 import pytest
+
+from chalicelib import signing
 
 pytestmark = pytest.mark.e2e
 
@@ -60,13 +64,28 @@ class Stack:
         )
 
     def get(self, path: str) -> Any:
-        with fetch(self.state["api_endpoint"] + path) as response:
+        with fetch(self.state, path) as response:
             return json.load(response)
 
 
-def fetch(url: str) -> Any:
-    assert url.startswith("http://")
-    return urllib.request.urlopen(url, timeout=5)  # noqa: S310 - checked to be http just above
+def fetch(state: dict[str, Any], path_and_query: str) -> Any:
+    """A GET signed with the stack's demo access key (from local.json), as a client sends it."""
+    endpoint = state["api_endpoint"]
+    assert endpoint.startswith("http://")
+    parts = urllib.parse.urlsplit(path_and_query)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    headers = signing.sign(
+        access_key_id=state["access_key"]["id"],
+        secret=state["access_key"]["secret"],
+        method="GET",
+        host=urllib.parse.urlsplit(endpoint).netloc,
+        path=parts.path,
+        now_ms=time.time_ns() // 1_000_000,
+        query=query,
+    )
+    url = endpoint + parts.path + ("?" + signing.query_string(query) if query else "")
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http, checked above
+    return urllib.request.urlopen(request, timeout=5)  # noqa: S310
 
 
 def start_stack(workdir: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -98,9 +117,7 @@ def wait_until_ready(process: subprocess.Popen[bytes], state_file: Path) -> dict
             state: dict[str, Any] = json.loads(state_file.read_text())
             if state.get("status") == "running":
                 try:
-                    with fetch(
-                        f"{state['api_endpoint']}/v3/{state['project_id']}/traces"
-                    ) as response:
+                    with fetch(state, f"/v3/{state['project_id']}/traces") as response:
                         if response.status == 200:
                             return state
                 except OSError:
@@ -163,6 +180,26 @@ def test_demo_then_query_by_service_and_user(stack: Stack) -> None:
     assert len(traces) == expected
     assert {t["service_type"] for t in traces} == {"ECS"}
     assert {t["user"]["name"] for t in traces} == {"alice"}
+
+
+def test_the_api_refuses_unsigned_requests_and_the_banner_shows_the_demo_key(
+    stack: Stack,
+) -> None:
+    # Given the demo key the stack wrote to local.json
+    key = stack.state["access_key"]
+    assert (len(key["id"]), len(key["secret"])) == (20, 40)
+
+    # When the API is called without a signature, Then it answers 401 with the CTS body
+    url = f"{stack.state['api_endpoint']}/v3/{stack.state['project_id']}/traces"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=5)  # noqa: S310 - the stack's http endpoint
+    assert refused.value.code == 401
+    assert json.load(refused.value)["error_code"] == "CTS.0401"
+    assert refused.value.headers["X-Request-Id"]
+
+    # And the banner told the user the key
+    log = (stack.workdir / "stack.log").read_text(errors="replace")
+    assert f"demo access key {key['id']}" in log
 
 
 def test_a_trace_sent_to_the_ingest_queue_is_queryable_within_seconds(stack: Stack) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 import boto3
 import pytest
 
-from chalicelib import admin
+from chalicelib import admin, keys_cli
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
@@ -56,3 +57,56 @@ def test_projects_add_show_and_shards(aws: None, capsys: pytest.CaptureFixture[s
     assert run(capsys, "--stage", "qa", "projects", "show", "p-1") == sharded
     with pytest.raises(Exception, match="between 1 and 64"):
         run(capsys, "--stage", "qa", "projects", "shards", "p-1", "65")
+
+
+def test_bootstrap_creates_the_keys_kms_key_once(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = run(capsys, "--stage", "qa", "bootstrap")
+    again = run(capsys, "--stage", "qa", "bootstrap")
+    assert first["created"]["keys_kms_key_id"] == again["created"]["keys_kms_key_id"]
+    assert first["environment_variables"]["OPENCTS_KEYS_KMS_KEY"] == "alias/opencts-qa-keys"
+    kms = boto3.client("kms", region_name="us-east-1")
+    meta = kms.describe_key(KeyId="alias/opencts-qa-keys")["KeyMetadata"]
+    assert (meta["KeyUsage"], meta["KeySpec"]) == ("ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT")
+
+
+def keys(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    parser = argparse.ArgumentParser()
+    keys_cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["keys", "--stage", "qa", "--domain-id", "210987654321", *argv])
+    assert keys_cli.run(args, sys.stdout) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_keys_create_list_disable_enable_delete(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "--stage", "qa", "bootstrap")
+    created = keys(capsys, "create", "--user-id", "u-1", "--user-name", "ops",
+                   "--project", "p-1", "--project", "p-2", "--policy", "CTS ReadOnlyAccess")
+    key_id = created["access_key_id"]
+    assert len(created["secret_access_key"]) == 40
+    assert created["project_ids"] == ["p-1", "p-2"]
+    assert created["policy"] == "CTS ReadOnlyAccess"
+    custom = keys(capsys, "create", "--user-id", "u-2", "--user-name", "ingest",
+                  "--project", "p-1", "--actions", "cts:trace:report, cts:trace:list")
+    assert custom["policy"] == ["cts:trace:list", "cts:trace:report"]
+
+    listed = keys(capsys, "list")["keys"]
+    assert {k["access_key_id"] for k in listed} == {key_id, custom["access_key_id"]}
+    assert all("secret" not in json.dumps(k) for k in listed)
+    # The control table holds the secret only as KMS ciphertext.
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    items = ddb.scan(TableName="opencts-qa-control")["Items"]
+    assert created["secret_access_key"] not in json.dumps(items)
+
+    assert keys(capsys, "disable", key_id)["status"] == "disabled"
+    assert keys(capsys, "enable", key_id)["status"] == "active"
+    assert keys(capsys, "delete", key_id) == {"deleted": key_id}
+    assert [k["access_key_id"] for k in keys(capsys, "list")["keys"]] == [custom["access_key_id"]]
+    with pytest.raises(SystemExit, match=r"CTS\.0009"):
+        keys(capsys, "delete", key_id)
+    with pytest.raises(SystemExit, match=r"CTS\.0001"):
+        keys(capsys, "create", "--user-id", "u", "--user-name", "n", "--project", "p-1",
+             "--actions", "cts:nothing:here")

@@ -13,12 +13,14 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import export
+from chalicelib.access_keys import KeyUser
 from chalicelib.api import TraceApi
 from chalicelib.catalog import Catalog
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
 from chalicelib.control import MemoryControlTable
 from chalicelib.ingest import MAX_BODY_BYTES, Ingestor
+from chalicelib.permissions import READ_ONLY_ACCESS
 from chalicelib.projects import ProjectRegistry
 from chalicelib.query import TraceFinder
 from chalicelib.store import MemoryTraceTable, TraceStore
@@ -105,8 +107,9 @@ class TestReport:
         assert_error(client.http.get("/v3/nobody/traces/export"), 404, "CTS.0006")
         assert_error(client.http.get("/v3/nobody/user-resources"), 404, "CTS.0006")
         assert_error(client.http.get("/v3/nobody/operations"), 404, "CTS.0006")
-        assert_error(client.http.get("/v3/bad.project/traces"), 400, "CTS.0001")
-        assert_error(client.http.get(f"/v3/{'p' * 65}/traces"), 400, "CTS.0001")
+        # Project ids no key can hold are refused by authorization, before any handler.
+        assert_error(client.http.get("/v3/bad.project/traces"), 403, "CTS.0403")
+        assert_error(client.http.get(f"/v3/{'p' * 65}/traces"), 403, "CTS.0403")
 
     def test_unknown_paths_get_the_cts_body(self, client: Client) -> None:
         assert_error(client.http.get("/nope"), 404, "CTS.0009")
@@ -292,9 +295,21 @@ class TestCatalog:
         clock.advance(31 * 24 * 3600 * 1000)
         assert client.http.get(f"/v3/{PROJECT}/user-resources").json_body == {"users": []}
 
-    def test_resources_of_another_domain_are_empty(self, client: Client) -> None:
+    def test_resources_of_another_domain_are_empty(
+        self, client: Any, services: Services, clock: FixedClock
+    ) -> None:
         post(client, {"traces": [trace()]})
-        assert client.http.get("/v3/999999999999/resources").json_body == {"resources": []}
+        # A key reaches only its own domain ...
+        assert_error(client.http.get("/v3/999999999999/resources"), 403, "CTS.0403")
+        # ... and another domain's key sees nothing of this one.
+        other = services.keys.create(
+            user=KeyUser("u-other", "other"),
+            domain_id="999999999999",
+            project_ids=["elsewhere"],
+            policy=READ_ONLY_ACCESS,
+        )
+        http = client.signed_by(other.key.access_key_id, other.secret, clock)
+        assert http.get("/v3/999999999999/resources").json_body == {"resources": []}
 
 
 def test_unexpected_failure_is_a_cts_500_without_internals(

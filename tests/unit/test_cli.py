@@ -20,10 +20,12 @@ import pytest
 
 import app as app_module
 from chalicelib import cli
+from chalicelib.access_keys import KeyUser
 from chalicelib.config import Settings
 from chalicelib.local.demo import demo_traces
 from chalicelib.local.stack import PROJECT_DIR, chalice_config, make_api_server
 from chalicelib.local.state import write_state
+from chalicelib.permissions import FULL_ACCESS, READ_ONLY_ACCESS
 from chalicelib.wiring import Services, build
 from tests.conftest import DOMAIN, PROJECT, trace
 
@@ -38,7 +40,13 @@ def recent(**overrides: Any) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # No local.json and no OPENCTS_* from the developer's shell may leak into a test.
-    for name in ("OPENCTS_ENDPOINT", "OPENCTS_PROJECT", "OPENCTS_DOMAIN"):
+    for name in (
+        "OPENCTS_ENDPOINT",
+        "OPENCTS_PROJECT",
+        "OPENCTS_DOMAIN",
+        "OPENCTS_ACCESS_KEY_ID",
+        "OPENCTS_SECRET_ACCESS_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -63,9 +71,20 @@ def endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def services(created: dict[str, str], settings: Settings) -> Iterator[Services]:
+def services(
+    created: dict[str, str], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Services]:
     svc = build(dataclasses.replace(settings, ingest_dlq_url=created["ingest_dlq_url"]))
     svc.projects.register(PROJECT, DOMAIN)
+    key = svc.keys.create(
+        user=KeyUser("u-cli", "cli"),
+        domain_id=DOMAIN,
+        project_ids=[PROJECT, "nobody"],  # "nobody": reachable, but not a known project
+        policy=FULL_ACCESS,
+    )
+    # The CLI signs with the environment's key (a test's local.json carries none).
+    monkeypatch.setenv("OPENCTS_ACCESS_KEY_ID", key.key.access_key_id)
+    monkeypatch.setenv("OPENCTS_SECRET_ACCESS_KEY", key.secret)
     app_module.use_services(svc)
     yield svc
     app_module.use_services(None)
@@ -527,9 +546,85 @@ class TestEndpoint:
         assert code == cli.EXIT_FAILED
         assert capsys.readouterr().err.strip() == "HTTP 502: <html>Bad Gateway</html>"
 
+    def test_requests_are_signed_and_a_redirect_is_followed_unsigned(self) -> None:
+        # Given an endpoint that redirects (as a large export does, to a presigned S3 URL)
+        seen: list[dict[str, str]] = []
+
+        class Redirecting(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append({k.lower(): v for k, v in self.headers.items()})
+                if self.path.startswith("/v3/"):
+                    self.send_response(303)
+                    self.send_header("Location", "/bucket/export.csv?X-Amz-Signature=s")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", "4")
+                self.end_headers()
+                self.wfile.write(b"a,b\n")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Redirecting)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}"
+            api = cli.Api(url, cli.Credentials("AK" * 10, "S" * 40))
+            reply = api.call("GET", "/v3/p/traces/export", {"service_type": "ECS"})
+        finally:
+            server.shutdown()
+            server.server_close()
+
+        # Then the API call is signed, and the redirected one carries no OpenCTS credential
+        assert reply.body == b"a,b\n"
+        first, second = seen
+        assert first["authorization"].startswith("SDK-HMAC-SHA256 Access=AKAKAKAKAKAKAKAKAKAK")
+        assert first["host"] == url.removeprefix("http://")
+        assert "x-sdk-date" in first
+        assert "authorization" not in second
+        assert not any(name.startswith("x-sdk-") for name in second)
+
+    def test_half_a_key_in_the_environment_is_a_usage_error(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        monkeypatch.setenv("OPENCTS_ACCESS_KEY_ID", "A" * 20)
+        assert cli.main(["--endpoint", "http://127.0.0.1:9", "--project", "p", "traces"]) == 2
+        assert "OPENCTS_SECRET_ACCESS_KEY" in capsys.readouterr().err
+
     def test_only_http_endpoints(self, capsys: pytest.CaptureFixture[str]) -> None:
         code = cli.main(["--endpoint", "file:///etc/passwd", "--project", "p", "traces"])
         assert code == cli.EXIT_USAGE
+
+
+class TestSigning:
+    def test_without_a_key_the_refusal_says_where_keys_come_from(
+        self, run: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv("OPENCTS_ACCESS_KEY_ID")
+        monkeypatch.delenv("OPENCTS_SECRET_ACCESS_KEY")
+        code, _out, err = run("traces")
+        assert code == cli.EXIT_FAILED
+        assert err.startswith("CTS.0401: Authentication failed")
+        assert "OPENCTS_ACCESS_KEY_ID" in err
+        assert "opencts keys create" in err
+
+    def test_a_read_only_key_cannot_report(
+        self, run: Any, services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        key = services.keys.create(
+            user=KeyUser("u-ro", "ro"),
+            domain_id=DOMAIN,
+            project_ids=[PROJECT],
+            policy=READ_ONLY_ACCESS,
+        )
+        monkeypatch.setenv("OPENCTS_ACCESS_KEY_ID", key.key.access_key_id)
+        monkeypatch.setenv("OPENCTS_SECRET_ACCESS_KEY", key.secret)
+        code, _out, err = run("report", report_file(tmp_path, [recent()]))
+        assert code == cli.EXIT_FAILED
+        assert err.startswith("CTS.0403")
+        assert run("traces")[0] == cli.EXIT_OK
 
 
 def test_iso_formatting() -> None:

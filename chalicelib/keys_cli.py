@@ -1,0 +1,100 @@
+"""`opencts keys ...`: manage access keys directly in the stage's control table, with the
+operator's AWS credentials (not through the API), like `opencts admin`: that is how the first key
+of a stage comes to exist.
+
+Target: `--stage S` uses the stage's default names in the account and region of the environment;
+without `--stage`, the local stack described by the nearest `.opencts/local.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, TextIO
+
+from chalicelib.access_keys import AccessKeyStore, KeyUser, KmsEncryptor
+from chalicelib.admin import settings_for
+from chalicelib.aws import client
+from chalicelib.clock import SystemClock
+from chalicelib.control import DynamoControlTable
+from chalicelib.errors import CtsError
+from chalicelib.permissions import SYSTEM_POLICIES
+
+
+def add_parser(subparsers: Any) -> None:
+    keys = subparsers.add_parser("keys", help="manage access keys (operator, AWS credentials)")
+    keys.set_defaults(run=run)
+    keys.add_argument("--stage", help="deployment stage; default: the local stack")
+    keys.add_argument("--domain-id", help="domain (account) id; default: the stage's")
+    actions = keys.add_subparsers(dest="keys_command", required=True)
+
+    create = actions.add_parser("create", help="create a key; its secret is printed once")
+    create.add_argument("--user-id", required=True)
+    create.add_argument("--user-name", required=True)
+    create.add_argument(
+        "--project", dest="projects", action="append", required=True,
+        help="a project the key reaches (repeat for several)",
+    )  # fmt: skip
+    policy = create.add_mutually_exclusive_group(required=True)
+    policy.add_argument("--policy", choices=tuple(SYSTEM_POLICIES), help="a system policy")
+    policy.add_argument(
+        "--actions", help="fine-grained actions, comma-separated: cts:trace:list,cts:tracker:*"
+    )
+
+    actions.add_parser("list", help="the domain's keys (never their secrets)")
+    for name, text in (
+        ("enable", "let a disabled key sign again"),
+        ("disable", "stop a key (within 60 s in every running container)"),
+        ("delete", "delete a key"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("access_key_id")
+
+
+def store_for(args: argparse.Namespace) -> tuple[AccessKeyStore, str]:
+    settings = settings_for(args.stage, args.domain_id)
+
+    def aws(service: str) -> Any:
+        return client(service, settings.region, settings.aws_endpoint)
+
+    clock = SystemClock()
+    control = DynamoControlTable(aws("dynamodb"), settings.control_table)
+    store = AccessKeyStore(control, KmsEncryptor(aws("kms"), settings.keys_kms_key), clock)
+    return store, settings.domain_id
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    store, domain_id = store_for(args)
+    try:
+        body = _act(args, store, domain_id)
+    except CtsError as e:
+        raise SystemExit(f"opencts keys: {e.code}: {e.message}") from None
+    print(json.dumps(body, indent=2, ensure_ascii=False), file=out)
+    return 0
+
+
+def _act(args: argparse.Namespace, store: AccessKeyStore, domain_id: str) -> Any:
+    command = args.keys_command
+    if command == "create":
+        policy: str | list[str] = args.policy or [
+            a.strip() for a in args.actions.split(",") if a.strip()
+        ]
+        new = store.create(
+            user=KeyUser(args.user_id, args.user_name),
+            domain_id=domain_id,
+            project_ids=args.projects,
+            policy=policy,
+        )
+        return {
+            **new.key.to_dict(),
+            "secret_access_key": new.secret,
+            "note": "the secret is shown only now: store it safely",
+        }
+    if command == "list":
+        return {"keys": [key.to_dict() for key in store.list(domain_id)]}
+    if command == "enable":
+        return store.enable(args.access_key_id).to_dict()
+    if command == "disable":
+        return store.disable(args.access_key_id).to_dict()
+    store.delete(args.access_key_id)
+    return {"deleted": args.access_key_id}
