@@ -14,6 +14,7 @@ from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Request, 
 from chalicelib import permissions, signing
 from chalicelib.access_keys import AccessKey
 from chalicelib.api import Params
+from chalicelib.audit import AUDITED
 from chalicelib.config import Settings
 from chalicelib.errors import (
     CtsError,
@@ -114,6 +115,7 @@ _CHALICE_ERRORS: dict[int, Callable[[], CtsError]] = {
 def cts_envelope(event: Request, get_response: Callable[[Request], Response]) -> Response:
     """Every response carries X-Request-Id; errors made by Chalice itself get the CTS body."""
     request_id = (event.context or {}).get("requestId") or str(uuid.uuid4())
+    event.context[REQUEST_ID_CONTEXT] = request_id
     logger.append_keys(request_id=request_id)
     response = get_response(event)
     if response.status_code >= 400 and isinstance(response.body, dict) and "Code" in response.body:
@@ -126,6 +128,7 @@ def cts_envelope(event: Request, get_response: Callable[[Request], Response]) ->
 
 # Where `authenticate` leaves the access key that signed the request (see caller()).
 ACCESS_KEY_CONTEXT = "opencts_access_key"
+REQUEST_ID_CONTEXT = "opencts_request_id"
 
 
 @app.middleware("http")
@@ -156,6 +159,40 @@ def authenticate(event: Request, get_response: Callable[[Request], Response]) ->
         return Response(error.body(), status_code=error.status)
     event.context[ACCESS_KEY_CONTEXT] = key
     return get_response(event)
+
+
+@app.middleware("http")
+def self_audit(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """CTS audits itself (Table 8-1): each authenticated management call, refused or not, becomes
+    a CTS trace of its caller. Registered after `authenticate`, so the caller is known; a failure
+    to audit is logged and never fails the call."""
+    route = str((event.context or {}).get("resourcePath", ""))
+    operation = AUDITED.get((event.method.upper(), route))
+    response = get_response(event)
+    if operation is None:
+        return response
+    try:
+        key = caller()
+        body = event.raw_body
+        services().api.record_audit(
+            (event.uri_params or {}).get("project_id", ""),
+            operation,
+            user={
+                "id": key.user.id,
+                "name": key.user.name,
+                "domain": {"id": key.domain_id},
+                "access_key_id": key.access_key_id,
+            },
+            source_ip=str((event.context.get("identity") or {}).get("sourceIp", "")),
+            request_body=body.encode() if isinstance(body, str) else body,
+            response_body=response.body,
+            status=response.status_code,
+            params=_params(),
+            request_id=str(event.context.get(REQUEST_ID_CONTEXT, "")),
+        )
+    except Exception:
+        logger.exception("self-audit failed", route=route)
+    return response
 
 
 def caller() -> AccessKey:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import export
+from chalicelib.audit import AuditedOperation, audit_trace
 from chalicelib.catalog import Catalog
 from chalicelib.clock import Clock
 from chalicelib.cloudtrail import UnsupportedEvent, convert_event
@@ -93,6 +94,38 @@ class TraceApi:
         assert self.data_events is not None
         if any(r.status == "failed" for r in self.data_events.record(op)):
             raise CtsError(503, "CTS.0503", "trace storage unavailable")
+
+    def record_audit(
+        self,
+        project_id: str,
+        operation: AuditedOperation,
+        *,
+        user: Mapping[str, Any],
+        source_ip: str,
+        request_body: Any,
+        response_body: Any,
+        status: int,
+        params: Params,
+        request_id: str,
+    ) -> None:
+        """Self-audit: the management call as a CTS trace in its project (when the project is
+        known: a refused call on an unknown project has nowhere to be recorded)."""
+        if self.projects.find(project_id) is None:
+            return
+        raw = audit_trace(
+            operation,
+            user=user,
+            source_ip=source_ip,
+            request_body=request_body,
+            response_body=response_body,
+            status=status,
+            params=params,
+            now_ms=self.clock.now_ms(),
+            request_id=request_id,
+        )
+        (result,) = self.ingestor.report(project_id, [raw])
+        if result.status not in ("stored", "duplicate"):
+            logger.error("self-audit trace not stored", extra={"status": result.status})
 
     def queue(self, dead_letter: Callable[[dict[str, Any]], None]) -> QueueIngestor:
         return QueueIngestor(self.ingestor, dead_letter)

@@ -109,6 +109,12 @@ def audit_trace(
         except ValueError:
             parsed_request = None
     ok = status < 400
+    if not request_body and params:
+        request_body = {
+            k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in params.items()
+        }
+    if operation.trace_name == "getTrace":
+        response_body = None  # the export itself is not copied into the audit trail
     trace: dict[str, Any] = {
         "trace_name": operation.trace_name,
         "trace_rating": "normal" if ok else "warning",

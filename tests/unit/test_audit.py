@@ -75,7 +75,7 @@ def test_a_refused_call_is_a_warning_with_the_error() -> None:
     assert trace["code"] == "404"
     assert trace["message"] == "no tracker"
     assert trace["resource_name"] == "audit-a"
-    assert "request" not in trace
+    assert json.loads(trace["request"]) == {"tracker_name": "audit-a"}
     parse_trace(trace, NOW_MS)
 
 
