@@ -2,7 +2,7 @@
 
 The app runs on Chalice's local server on an ephemeral port, with moto in this process as AWS;
 the SDK signs its requests with a real access key (SDK-HMAC-SHA256) and reads our responses
-with its own models. Tracker and notification operations are not wired yet, so they are not here.
+with its own models. Notification operations are not wired yet, so they are not here.
 """
 
 from __future__ import annotations
@@ -12,16 +12,30 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcts.v3 import (
+    BatchCreateResourceTagsRequest,
+    BatchCreateResourceTagsRequestBody,
+    BatchDeleteResourceTagsRequest,
+    BatchDeleteResourceTagsRequestBody,
+    CreateTrackerRequest,
+    CreateTrackerRequestBody,
     CtsClient,
+    DeleteTrackerRequest,
     ListOperationsRequest,
+    ListQuotasRequest,
     ListTraceResourcesRequest,
     ListTracesRequest,
+    ListTrackersRequest,
     ListUserResourcesRequest,
+    Tags,
+    TrackerObsInfo,
+    UpdateTrackerRequest,
+    UpdateTrackerRequestBody,
 )
 
 import app as app_module
@@ -188,3 +202,56 @@ def test_a_key_of_another_project_gets_403(endpoint: str, services: Services) ->
     with pytest.raises(ClientRequestException) as refused:
         client.list_traces(ListTracesRequest(trace_type="system"))
     assert (refused.value.status_code, refused.value.error_code) == (403, "CTS.0403")
+
+
+def test_trackers_quotas_and_tags_through_the_sdk(client: Any) -> None:
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="sdk-archive")
+    created = client.create_tracker(
+        CreateTrackerRequest(
+            body=CreateTrackerRequestBody(
+                tracker_type="system",
+                tracker_name="system",
+                obs_info=TrackerObsInfo(bucket_name="sdk-archive", file_prefix_name="cts"),
+            )
+        )
+    )
+    assert created.tracker_name == "system"
+    assert created.status == "enabled"
+    client.update_tracker(
+        UpdateTrackerRequest(
+            body=UpdateTrackerRequestBody(
+                tracker_type="system",
+                tracker_name="system",
+                status="disabled",
+            )
+        )
+    )
+    (listed,) = client.list_trackers(ListTrackersRequest(tracker_name="system")).trackers
+    assert listed.status == "disabled"
+    assert listed.obs_info.bucket_name == "sdk-archive"
+    quotas = {q.type: q for q in client.list_quotas(ListQuotasRequest()).resources}
+    assert (quotas["system_tracker"].used, quotas["system_tracker"].quota) == (1, 1)
+    client.batch_create_resource_tags(
+        BatchCreateResourceTagsRequest(
+            resource_id=created.id,
+            resource_type="cts-tracker",
+            body=BatchCreateResourceTagsRequestBody(tags=[Tags(key="env", value="prod")]),
+        )
+    )
+    client.batch_delete_resource_tags(
+        BatchDeleteResourceTagsRequest(
+            resource_id=created.id,
+            resource_type="cts-tracker",
+            body=BatchDeleteResourceTagsRequestBody(tags=[Tags(key="env")]),
+        )
+    )
+    with pytest.raises(ClientRequestException) as caught:
+        client.create_tracker(
+            CreateTrackerRequest(
+                body=CreateTrackerRequestBody(tracker_type="system", tracker_name="system")
+            )
+        )
+    assert caught.value.status_code == 409
+    assert caught.value.error_code == "CTS.1101"
+    client.delete_tracker(DeleteTrackerRequest(tracker_name="system", tracker_type="system"))
+    assert client.list_trackers(ListTrackersRequest()).trackers == []
