@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,8 +11,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+import app as app_module
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
+from chalicelib.local.stack import PROJECT_DIR, chalice_config, make_api_server
 from chalicelib.resources import ensure_all
 
 os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
@@ -85,3 +88,22 @@ def trace(**overrides: Any) -> dict[str, Any]:
     }
     base.update(overrides)
     return base
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    """The app on Chalice's local server (real HTTP) on a free port; each test plugs its own
+    services in with app.use_services()."""
+    server = make_api_server(
+        app_module.app,
+        chalice_config(PROJECT_DIR, app_module.app),
+        "127.0.0.1",
+        0,
+        access_log=False,
+    )
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server.server_address[:2]
+    yield f"http://{host}:{port}"
+    server.server.shutdown()
+    server.server.server_close()

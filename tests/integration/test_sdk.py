@@ -8,7 +8,6 @@ with its own models. Notification operations are not wired yet, so they are not 
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,30 +41,11 @@ import app as app_module
 from chalicelib import cli
 from chalicelib.access_keys import KeyUser, NewAccessKey
 from chalicelib.config import Settings
-from chalicelib.local.stack import PROJECT_DIR, chalice_config, make_api_server
 from chalicelib.permissions import FULL_ACCESS
 from chalicelib.wiring import Services, build
 from tests.conftest import DOMAIN, PROJECT, trace
 
 UNREGISTERED = "nobody"
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    """The app on Chalice's local server (real HTTP); each test plugs its own services in."""
-    server = make_api_server(
-        app_module.app,
-        chalice_config(PROJECT_DIR, app_module.app),
-        "127.0.0.1",
-        0,
-        access_log=False,
-    )
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    host, port = server.server.server_address[:2]
-    yield f"http://{host}:{port}"
-    server.server.shutdown()
-    server.server.server_close()
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from chalicelib import cli
 from chalicelib.access_keys import KeyUser
 from chalicelib.config import Settings
 from chalicelib.local.demo import demo_traces
-from chalicelib.local.stack import PROJECT_DIR, chalice_config, make_api_server
 from chalicelib.local.state import write_state
 from chalicelib.permissions import FULL_ACCESS, READ_ONLY_ACCESS
 from chalicelib.wiring import Services, build
@@ -50,24 +49,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    """The app on Chalice's local server; each test plugs its own services in."""
-    server = make_api_server(
-        app_module.app,
-        chalice_config(PROJECT_DIR, app_module.app),
-        "127.0.0.1",
-        0,
-        access_log=False,
-    )
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    host, port = server.server.server_address[:2]
-    yield f"http://{host}:{port}"
-    server.server.shutdown()
-    server.server.server_close()
 
 
 @pytest.fixture
