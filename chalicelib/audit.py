@@ -50,6 +50,13 @@ AUDITED: dict[tuple[str, str], AuditedOperation] = {
     ("GET", "/v3/{project_id}/traces/export"): AuditedOperation("trace", "getTrace"),
 }
 
+# Key management happens with the operator's AWS credentials (`opencts keys`), not through the
+# API; the CLI records it in each project the key reaches.
+KEY_OPERATIONS: dict[str, AuditedOperation] = {
+    command: AuditedOperation("accessKey", f"{command}AccessKey")
+    for command in ("create", "enable", "disable", "delete")
+}
+
 
 def redact(value: Any) -> Any:
     if isinstance(value, Mapping):

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import uuid
 from typing import Any, TextIO
 
 from chalicelib.access_keys import AccessKeyStore, KeyUser, KmsEncryptor
 from chalicelib.admin import settings_for
+from chalicelib.audit import KEY_OPERATIONS
 from chalicelib.aws import client
 from chalicelib.clock import SystemClock
 from chalicelib.control import DynamoControlTable
 from chalicelib.errors import CtsError
 from chalicelib.permissions import SYSTEM_POLICIES
+from chalicelib.wiring import build
 
 
 def add_parser(subparsers: Any) -> None:
@@ -65,12 +68,45 @@ def store_for(args: argparse.Namespace) -> tuple[AccessKeyStore, str]:
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     store, domain_id = store_for(args)
+    before = store.get(args.access_key_id) if hasattr(args, "access_key_id") else None
     try:
         body = _act(args, store, domain_id)
     except CtsError as e:
         raise SystemExit(f"opencts keys: {e.code}: {e.message}") from None
+    if args.keys_command in KEY_OPERATIONS:
+        projects = body.get("project_ids") or (list(before.project_ids) if before else [])
+        _audit(args, projects, body)
     print(json.dumps(body, indent=2, ensure_ascii=False), file=out)
     return 0
+
+
+def _audit(args: argparse.Namespace, projects: list[str], body: dict[str, Any]) -> None:
+    """Self-audit of key management: a CTS trace in each project the key reaches, whose caller
+    is the operator's AWS identity (the secret is redacted from the recorded response)."""
+    settings = settings_for(args.stage, args.domain_id)
+    sts = client("sts", settings.region, settings.aws_endpoint)
+    identity = sts.get_caller_identity()
+    user = {
+        "id": str(identity["UserId"]),
+        "name": str(identity["Arn"]).rsplit("/", 1)[-1],
+        "principal_urn": str(identity["Arn"]),
+        "account_id": str(identity["Account"]),
+        "domain": {"id": settings.domain_id},
+    }
+    api = build(settings).api
+    request = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
+    for project_id in projects:
+        api.record_audit(
+            project_id,
+            KEY_OPERATIONS[args.keys_command],
+            user=user,
+            source_ip="opencts-cli",
+            request_body=json.dumps(request, default=str),
+            response_body=body,
+            status=200,
+            params={},
+            request_id=str(uuid.uuid4()),
+        )
 
 
 def _act(args: argparse.Namespace, store: AccessKeyStore, domain_id: str) -> Any:

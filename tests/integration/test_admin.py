@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from chalicelib import admin, keys_cli
+from chalicelib.wiring import build
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
@@ -101,7 +102,15 @@ def test_keys_create_list_disable_enable_delete(
     items = ddb.scan(TableName="opencts-qa-control")["Items"]
     assert created["secret_access_key"] not in json.dumps(items)
 
+    # Key management is audited in the key's registered projects, by the operator's AWS identity
+    run(capsys, "--stage", "qa", "--domain-id", "210987654321", "projects", "add", "p-1")
     assert keys(capsys, "disable", key_id)["status"] == "disabled"
+    settings = admin.settings_for("qa", "210987654321")
+    (audited,) = [t for t in _cts_traces(settings, "p-1") if t["trace_name"] == "disableAccessKey"]
+    assert audited["resource_type"] == "accessKey"
+    assert audited["user"]["account_id"] == "123456789012"
+    assert audited["user"]["principal_urn"].startswith("arn:aws:")
+    assert json.loads(audited["response"])["status"] == "disabled"
     assert keys(capsys, "enable", key_id)["status"] == "active"
     assert keys(capsys, "delete", key_id) == {"deleted": key_id}
     assert [k["access_key_id"] for k in keys(capsys, "list")["keys"]] == [custom["access_key_id"]]
@@ -110,3 +119,21 @@ def test_keys_create_list_disable_enable_delete(
     with pytest.raises(SystemExit, match=r"CTS\.0001"):
         keys(capsys, "create", "--user-id", "u", "--user-name", "n", "--project", "p-1",
              "--actions", "cts:nothing:here")
+
+
+def _cts_traces(settings: Any, project_id: str) -> list[dict[str, Any]]:
+    api = build(settings).api
+    return list(api.list_traces(project_id, {"service_type": ["CTS"], "limit": ["50"]})["traces"])
+
+
+def test_created_keys_are_audited_without_their_secret(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "--stage", "qa", "bootstrap")
+    run(capsys, "--stage", "qa", "--domain-id", "210987654321", "projects", "add", "p-9")
+    created = keys(capsys, "create", "--user-id", "u-9", "--user-name", "auditor",
+                   "--project", "p-9", "--policy", "CTS FullAccess")
+    (audited,) = _cts_traces(admin.settings_for("qa", "210987654321"), "p-9")
+    assert audited["trace_name"] == "createAccessKey"
+    assert created["secret_access_key"] not in json.dumps(audited)
+    assert json.loads(audited["response"])["secret_access_key"] == "******"
