@@ -24,6 +24,12 @@ Limits (documented in the report and enforced by ``compile_pattern``):
   EventBridge's PutRule);
 * ``MAX_DEPTH``: 10 nested field levels (top-level fields are level 1; ``$or`` adds no level);
 * numeric operands within ``-5.0e9`` .. ``+5.0e9`` (EventBridge's documented range).
+
+Validation follows EventBridge's engine (aws/event-ruler): empty objects and arrays are refused;
+a numeric range gives its lower bound first and the lower bound must be below the upper one;
+``=`` stands alone; an ``anything-but`` list holds only strings or only numbers; ``anything-but``
+prefix/suffix must not be empty; a wildcard has no consecutive ``*`` and escapes only ``*`` and
+``\\``; inside ``$or`` branches operator keywords cannot be field names.
 """
 
 from __future__ import annotations
@@ -52,6 +58,10 @@ MAX_DEPTH: Final = 10
 NUMERIC_LIMIT: Final = 5.0e9
 OR_KEY: Final = "$or"
 
+_RESERVED_IN_OR: Final = frozenset(
+    {"exactly", "equals-ignore-case", "prefix", "suffix", "anything-but", "exists", "wildcard"}
+    | {"numeric", "cidr", "=", "<", "<=", ">", ">="}
+)
 _LOWER_OPS: Final = frozenset({">", ">="})
 _UPPER_OPS: Final = frozenset({"<", "<="})
 
@@ -417,6 +427,11 @@ def _compile_or(value: Any, prefix: str, depth: int) -> list[_Node]:
     for item in value:
         if not isinstance(item, Mapping) or not item:
             raise PatternError(f"$or{where} must be an array of non-empty objects")
+        for name in item:
+            if name in _RESERVED_IN_OR:
+                raise PatternError(
+                    f"$or{where}: {_show(name)} is a reserved keyword and cannot be a field name"
+                )
         out.append(_compile_node(item, prefix, depth))
     return out
 
@@ -576,12 +591,16 @@ def _compile_numeric(operand: Any, path: str) -> _Numeric:
                 raise PatternError(f'field {path!r}: numeric "=" cannot be combined')
             equals = value
         elif op in _LOWER_OPS:
+            if upper is not None:
+                raise PatternError(f"field {path!r}: numeric range must give the lower bound first")
             if lower is not None:
                 raise PatternError(f"field {path!r}: numeric has more than one lower bound")
             lower, lower_inclusive = value, op == ">="
         elif op in _UPPER_OPS:
             if upper is not None:
                 raise PatternError(f"field {path!r}: numeric has more than one upper bound")
+            if i > 0 and lower is None:
+                raise PatternError(f"field {path!r}: numeric range must give the lower bound first")
             upper, upper_inclusive = value, op == "<="
     if equals is not None:
         return _Numeric(tuple(operand), equals, True, equals, True)
@@ -604,18 +623,17 @@ def _compile_anything_but(operand: Any, path: str) -> _AnythingBut:
                     f"got {_show(item)}"
                 )
             excluded.append(_Exact(item))
+        if len({isinstance(item, str) for item in operand}) > 1:
+            raise PatternError(
+                f"field {path!r}: anything-but list must hold only strings or only numbers"
+            )
     elif isinstance(operand, Mapping):
         if len(operand) != 1:
             raise PatternError(
                 f"field {path!r}: anything-but object must hold exactly one operator"
             )
         ((op, inner),) = operand.items()
-        if op in {"prefix", "suffix"}:
-            text = _string_operand(inner, path, f"anything-but {op}")
-            if not text:
-                raise PatternError(f"field {path!r}: anything-but {op} must not be empty")
-            excluded.append(_Prefix(text) if op == "prefix" else _Suffix(text))
-        elif op in {"equals-ignore-case", "wildcard"}:
+        if op in {"prefix", "suffix", "equals-ignore-case", "wildcard"}:
             texts = inner if isinstance(inner, list) else [inner]
             if not texts:
                 raise PatternError(f"field {path!r}: anything-but {op} list must not be empty")
@@ -623,8 +641,12 @@ def _compile_anything_but(operand: Any, path: str) -> _AnythingBut:
                 s = _string_operand(text, path, f"anything-but {op}")
                 if op == "wildcard":
                     excluded.append(_Wildcard(s, _wildcard_regex(s, path)))
-                else:
+                elif op == "equals-ignore-case":
                     excluded.append(_IgnoreCase(s))
+                elif not s:
+                    raise PatternError(f"field {path!r}: anything-but {op} must not be empty")
+                else:
+                    excluded.append(_Prefix(s) if op == "prefix" else _Suffix(s))
         else:
             raise PatternError(
                 f"field {path!r}: anything-but does not support {_show(op)}; expected prefix, "
