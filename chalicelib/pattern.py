@@ -270,6 +270,10 @@ class _AnythingBut(_Condition):
 class _Leaf:
     conditions: tuple[_Condition, ...]
 
+    @property
+    def matches_missing(self) -> bool:
+        return any(c.matches_missing for c in self.conditions)
+
     def describe(self) -> str:
         return "[" + ", ".join(c.describe() for c in self.conditions) + "]"
 
@@ -289,7 +293,35 @@ def _leaf_values(value: Any) -> list[Any]:
         for item in value:
             out.extend(_leaf_values(item))
         return out
+    if isinstance(value, Decimal):
+        return [normalise(value)]
     return [value]
+
+
+def _match_leaf(leaf: _Leaf, value: Any) -> bool:
+    values = _leaf_values(value)
+    if not values:
+        return leaf.matches_missing
+    for condition in leaf.conditions:
+        if condition.matches_missing:
+            continue
+        for v in values:
+            if condition.test(v):
+                return True
+    return False
+
+
+def _match_node(node: _Node, event: Mapping[str, Any]) -> bool:
+    for name, sub in node.fields:
+        value = event.get(name, _MISSING)
+        if isinstance(sub, _Leaf):
+            if not _match_leaf(sub, value):
+                return False
+        else:
+            objects = _objects(value) or [{}]
+            if not any(_match_node(sub, obj) for obj in objects):
+                return False
+    return not node.alternatives or any(_match_node(a, event) for a in node.alternatives)
 
 
 def _objects(value: Any) -> list[Mapping[str, Any]]:
@@ -358,13 +390,14 @@ class CompiledPattern:
         self.source = source
 
     def matches(self, event: Mapping[str, Any]) -> bool:
-        return self.explain(event) is None
+        """Whether ``event`` matches; ``Decimal`` numbers count as the numbers they hold."""
+        return isinstance(event, Mapping) and _match_node(self._root, event)
 
     def explain(self, event: Mapping[str, Any]) -> str | None:
         """``None`` when ``event`` matches, otherwise the first field or condition that failed."""
         if not isinstance(event, Mapping):
             return "event is not a JSON object"
-        return _explain_node(self._root, normalise(event), "")
+        return _explain_node(self._root, event, "")
 
     def __repr__(self) -> str:
         return f"CompiledPattern({_show(self.source)})"

@@ -89,6 +89,15 @@ def test_dynamodb_decimals_match_numeric_and_anything_but() -> None:
     assert anything_but.matches({"size": Decimal(3)})
 
 
+def test_decimal_fractions_compare_as_their_json_numbers() -> None:
+    # Decimal("0.1") != 0.1 in Python; DynamoDB's 0.1 must still match the pattern's 0.1.
+    compiled = compile_pattern({"r": [0.1], "s": [{"numeric": ["=", 0.3]}]})
+    event = {"r": Decimal("0.1"), "s": Decimal("0.3")}
+    assert compiled.matches(event)
+    assert compiled.explain(event) is None
+    assert event == {"r": Decimal("0.1"), "s": Decimal("0.3")}  # the event is not modified
+
+
 def test_decimal_in_pattern_and_arrays() -> None:
     compiled = compile_pattern({"n": [Decimal(7)]})
     assert compiled.matches({"n": [Decimal(1), Decimal("7.0")]})
