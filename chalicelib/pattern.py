@@ -34,6 +34,7 @@ prefix/suffix must not be empty; a wildcard has no consecutive ``*`` and escapes
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import math
@@ -231,6 +232,14 @@ class _Exists(_Condition):
         return f'{{"exists": {_show(self.present)}}}'
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class _Cidr(_Condition):
     source: str
@@ -239,11 +248,12 @@ class _Cidr(_Condition):
     def test(self, value: Any) -> bool:
         if not isinstance(value, str):
             return False
-        try:
-            address = ipaddress.ip_address(value)
-        except ValueError:
-            return False
-        return address.version == self.network.version and address in self.network
+        address = _parse_ip(value)
+        return (
+            address is not None
+            and address.version == self.network.version
+            and address in self.network
+        )
 
     def describe(self) -> str:
         return f'{{"cidr": {_show(self.source)}}}'
@@ -410,9 +420,13 @@ def compile_pattern(pattern: Mapping[str, Any]) -> CompiledPattern:
     """Validate ``pattern`` as EventBridge does; raise ``PatternError`` with the reason."""
     if not isinstance(pattern, Mapping):
         raise PatternError("event pattern must be a JSON object")
-    pattern = normalise(pattern)
     try:
+        pattern = normalise(pattern)
         encoded = json.dumps(pattern, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except RecursionError as exc:
+        raise PatternError(
+            f"event pattern is nested too deeply: at most {MAX_DEPTH} levels"
+        ) from exc
     except (TypeError, ValueError) as exc:
         raise PatternError(f"event pattern is not valid JSON: {exc}") from exc
     size = len(encoded.encode("utf-8"))

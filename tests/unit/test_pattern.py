@@ -211,6 +211,11 @@ def test_depth_past_limit_is_refused() -> None:
         compile_pattern(_nested(MAX_DEPTH + 1))
 
 
+def test_pathologically_deep_pattern_is_refused_cleanly() -> None:
+    with pytest.raises(PatternError, match="too deeply"):
+        compile_pattern(_nested(100_000))
+
+
 def test_or_adds_no_depth() -> None:
     inner = _nested(MAX_DEPTH - 1)
     compile_pattern({"top": {"$or": [inner, {"other": ["y"]}]}})
