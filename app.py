@@ -76,10 +76,16 @@ def _params() -> Params:
     return {name: query.getlist(name) for name in query}
 
 
+def _raw_body(request: Request) -> bytes:
+    """The body as bytes: Chalice gives a str when the body was sent as text."""
+    body = request.raw_body
+    return body.encode() if isinstance(body, str) else body
+
+
 def _json_body() -> Any:
     """The JSON body, None when empty; CTS.0002 when it is not JSON, CTS.0003 past 1 MiB."""
-    raw = _request().raw_body
-    if not raw or not raw.strip():
+    raw = _raw_body(_request())
+    if not raw.strip():
         return None
     if len(raw) > MAX_BODY_BYTES:
         raise body_too_large(MAX_BODY_BYTES)
@@ -173,7 +179,6 @@ def self_audit(event: Request, get_response: Callable[[Request], Response]) -> R
         return response
     try:
         key = caller()
-        body = event.raw_body
         services().api.record_audit(
             (event.uri_params or {}).get("project_id", ""),
             operation,
@@ -184,7 +189,7 @@ def self_audit(event: Request, get_response: Callable[[Request], Response]) -> R
                 "access_key_id": key.access_key_id,
             },
             source_ip=str((event.context.get("identity") or {}).get("sourceIp", "")),
-            request_body=body.encode() if isinstance(body, str) else body,
+            request_body=_raw_body(event),
             response_body=response.body,
             status=response.status_code,
             params=_params(),
@@ -210,13 +215,12 @@ def _signed_request(event: Request, route: str) -> signing.SignedRequest:
         bare = name.removesuffix("+")
         path = path.replace("{" + bare + "+}", value).replace("{" + bare + "}", value)
     query = event.query_params
-    body = event.raw_body
     return signing.SignedRequest(
         method=event.method,
         path=path,
         query={name: query.getlist(name) for name in query} if query else {},
         headers=dict(event.headers.items()),
-        body=body.encode() if isinstance(body, str) else body,
+        body=_raw_body(event),
     )
 
 
@@ -224,8 +228,7 @@ def _signed_request(event: Request, route: str) -> signing.SignedRequest:
 @app.route("/v3/{project_id}/traces", methods=["POST"], content_types=["application/json"])
 @cts_errors
 def report_traces(project_id: str) -> dict[str, Any]:
-    body = _request().raw_body
-    return services().api.report(project_id, body.encode() if isinstance(body, str) else body)
+    return services().api.report(project_id, _raw_body(_request()))
 
 
 @app.route("/v3/{project_id}/traces", methods=["GET"])

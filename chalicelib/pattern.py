@@ -135,39 +135,26 @@ class _Exact(_Condition):
 
 
 @dataclass(frozen=True)
-class _Prefix(_Condition):
+class _Affix(_Condition):
+    """`prefix` or `suffix` (op), optionally under `equals-ignore-case`."""
+
+    op: str
     text: str
     ignore_case: bool = False
 
     def test(self, value: Any) -> bool:
         if not isinstance(value, str):
             return False
+        subject: str
+        subject, text = value, self.text
         if self.ignore_case:
-            return value.casefold().startswith(self.text.casefold())
-        return value.startswith(self.text)
+            subject, text = subject.casefold(), text.casefold()
+        return subject.startswith(text) if self.op == "prefix" else subject.endswith(text)
 
     def describe(self) -> str:
         if self.ignore_case:
-            return f'{{"prefix": {{"equals-ignore-case": {_show(self.text)}}}}}'
-        return f'{{"prefix": {_show(self.text)}}}'
-
-
-@dataclass(frozen=True)
-class _Suffix(_Condition):
-    text: str
-    ignore_case: bool = False
-
-    def test(self, value: Any) -> bool:
-        if not isinstance(value, str):
-            return False
-        if self.ignore_case:
-            return value.casefold().endswith(self.text.casefold())
-        return value.endswith(self.text)
-
-    def describe(self) -> str:
-        if self.ignore_case:
-            return f'{{"suffix": {{"equals-ignore-case": {_show(self.text)}}}}}'
-        return f'{{"suffix": {_show(self.text)}}}'
+            return f'{{"{self.op}": {{"equals-ignore-case": {_show(self.text)}}}}}'
+        return f'{{"{self.op}": {_show(self.text)}}}'
 
 
 @dataclass(frozen=True)
@@ -550,15 +537,16 @@ def _string_operand(operand: Any, path: str, op: str) -> str:
 
 
 def _compile_affix(operand: Any, path: str, op: str) -> _Condition:
-    cls = _Prefix if op == "prefix" else _Suffix
     if isinstance(operand, Mapping):
         if len(operand) != 1 or "equals-ignore-case" not in operand:
             raise PatternError(
                 f'field {path!r}: {op} takes a string or {{"equals-ignore-case": string}}, '
                 f"got {_show(operand)}"
             )
-        return cls(_string_operand(operand["equals-ignore-case"], path, op), ignore_case=True)
-    return cls(_string_operand(operand, path, op))
+        return _Affix(
+            op, _string_operand(operand["equals-ignore-case"], path, op), ignore_case=True
+        )
+    return _Affix(op, _string_operand(operand, path, op))
 
 
 def _wildcard_regex(text: str, path: str) -> re.Pattern[str]:
@@ -693,7 +681,7 @@ def _compile_anything_but(operand: Any, path: str) -> _AnythingBut:
                 elif not s:
                     raise PatternError(f"field {path!r}: anything-but {op} must not be empty")
                 else:
-                    excluded.append(_Prefix(s) if op == "prefix" else _Suffix(s))
+                    excluded.append(_Affix(op, s))
         else:
             raise PatternError(
                 f"field {path!r}: anything-but does not support {_show(op)}; expected prefix, "
