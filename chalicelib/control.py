@@ -24,6 +24,11 @@ class ControlTable(Protocol):
 
     def delete(self, pk: str, sk: str) -> None: ...
 
+    def put_checked(self, item: Item, expected_version: int | None) -> bool:
+        """Optimistic concurrency: write `item` only when the stored item's `version` equals
+        `expected_version` (None: only when no item exists). False when another writer won."""
+        ...
+
 
 class DynamoControlTable:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
@@ -75,6 +80,19 @@ class DynamoControlTable:
     def delete(self, pk: str, sk: str) -> None:
         self._client.delete_item(TableName=self._table, Key={"pk": {"S": pk}, "sk": {"S": sk}})
 
+    def put_checked(self, item: Item, expected_version: int | None) -> bool:
+        kwargs: dict[str, Any] = {"TableName": self._table, "Item": to_item(item)}
+        if expected_version is None:
+            kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            kwargs["ConditionExpression"] = "version = :v"
+            kwargs["ExpressionAttributeValues"] = {":v": to_attr(expected_version)}
+        try:
+            self._client.put_item(**kwargs)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
 
 class MemoryControlTable:
     def __init__(self) -> None:
@@ -100,3 +118,13 @@ class MemoryControlTable:
 
     def delete(self, pk: str, sk: str) -> None:
         self.items.pop((pk, sk), None)
+
+    def put_checked(self, item: Item, expected_version: int | None) -> bool:
+        current = self.items.get((item["pk"], item["sk"]))
+        if expected_version is None:
+            allowed = current is None
+        else:
+            allowed = current is not None and current.get("version") == expected_version
+        if allowed:
+            self.put(item)
+        return allowed
