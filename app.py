@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Request, Response, SQSEvent
 
-from chalicelib import permissions, signing
+from chalicelib import console_assets, permissions, signing
 from chalicelib.access_keys import AccessKey
 from chalicelib.api import Params
 from chalicelib.audit import AUDITED
@@ -143,6 +143,8 @@ def authenticate(event: Request, get_response: Callable[[Request], Response]) ->
     whose policy allows the operation on the path's project or domain. Registered after
     cts_envelope, so refusals carry X-Request-Id too."""
     route = str((event.context or {}).get("resourcePath", ""))
+    if route in permissions.PUBLIC_ROUTES:
+        return get_response(event)
     try:
         svc = services()
         signed = _signed_request(event, route)
@@ -322,6 +324,29 @@ def delete_resource_tags(project_id: str, resource_type: str, resource_id: str) 
 @cts_errors
 def check_obs_buckets(project_id: str) -> dict[str, Any]:
     return services().trackers.check_buckets(project_id, _json_body())
+
+
+# -- the web console (public files; the API calls it makes are signed in the browser) ------------
+@app.route("/console", methods=["GET"])
+def console() -> Response:
+    return _console_file("index.html")
+
+
+@app.route("/console/{asset}", methods=["GET"])
+def console_asset(asset: str) -> Response:
+    return _console_file(asset)
+
+
+def _console_file(name: str) -> Response:
+    found = console_assets.asset(name)
+    if found is None:
+        error = not_found(_request().path)
+        return Response(error.body(), status_code=error.status)
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": found.content_type,
+        **console_assets.SECURITY_HEADERS,
+    }
+    return Response(found.body, status_code=200, headers=headers)
 
 
 # API Gateway answers unknown paths itself with a non-CTS 403; this greedy route is less specific

@@ -123,6 +123,9 @@ ACTIONS: frozenset[str] = frozenset(op.action for op in OPERATIONS.values())
 
 # Routes that serve no operation: the greedy route that answers unknown paths with CTS.0009.
 CATCH_ALL_ROUTES = frozenset({"/{proxy+}"})
+# Routes anyone may GET without a signature: the web console's own files (its API calls are
+# signed in the browser like any other client's).
+PUBLIC_ROUTES = frozenset({"/console", "/console/{asset}"})
 
 _READ_ONLY_ACTIONS = frozenset(
     {

@@ -332,6 +332,7 @@ def banner(state: dict[str, Any], state_file: Path) -> str:
     return f"""
 OpenCTS local stack is up (stage {state["stage"]}, fast schedules {fast})
   API             {state["api_endpoint"]}
+  web console     {state["api_endpoint"]}/console  (sign in with the demo key below)
   embedded AWS    {state["aws_endpoint"]}  (moto; any credentials, region {state["region"]})
   demo project    {project}  (domain {state["domain_id"]})
   demo access key {key.get("id", "-")}  (CTS FullAccess on {project})
