@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Request, Response, SQSEvent
 
-from chalicelib import console_assets, permissions, signing
+from chalicelib import console_assets, openapi, permissions, signing
 from chalicelib.access_keys import AccessKey
 from chalicelib.api import Params
 from chalicelib.audit import AUDITED
@@ -128,6 +128,9 @@ def cts_envelope(event: Request, get_response: Callable[[Request], Response]) ->
         make = _CHALICE_ERRORS.get(response.status_code, internal_error)
         error = make()
         response = Response(error.body(), status_code=error.status, headers=response.headers)
+        if error.status == 405:
+            route = str((event.context or {}).get("resourcePath", ""))
+            response.headers["Allow"] = ", ".join(sorted(app.routes.get(route, {})))
     response.headers["X-Request-Id"] = request_id
     return response
 
@@ -347,6 +350,11 @@ def _console_file(name: str) -> Response:
         **console_assets.SECURITY_HEADERS,
     }
     return Response(found.body, status_code=200, headers=headers)
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi_document() -> dict[str, Any]:
+    return openapi.document()
 
 
 # API Gateway answers unknown paths itself with a non-CTS 403; this greedy route is less specific
