@@ -403,8 +403,13 @@ class CompiledPattern:
 # ----------------------------------------------------------------------------- validation
 
 
-def compile_pattern(pattern: Mapping[str, Any]) -> CompiledPattern:
-    """Validate ``pattern`` as EventBridge does; raise ``PatternError`` with the reason."""
+def compile_pattern(
+    pattern: Mapping[str, Any], *, max_bytes: int | None = MAX_PATTERN_BYTES
+) -> CompiledPattern:
+    """Validate ``pattern`` as EventBridge does; raise ``PatternError`` with the reason.
+
+    ``max_bytes=None`` lifts the size limit, for patterns OpenCTS builds itself from a CTS rule
+    (1,000 operations do not fit in 4 KB); a user's pattern always keeps the limit."""
     if not isinstance(pattern, Mapping):
         raise PatternError("event pattern must be a JSON object")
     try:
@@ -417,10 +422,8 @@ def compile_pattern(pattern: Mapping[str, Any]) -> CompiledPattern:
     except (TypeError, ValueError) as exc:
         raise PatternError(f"event pattern is not valid JSON: {exc}") from exc
     size = len(encoded.encode("utf-8"))
-    if size > MAX_PATTERN_BYTES:
-        raise PatternError(
-            f"event pattern is too large: {size} bytes, at most {MAX_PATTERN_BYTES} allowed"
-        )
+    if max_bytes is not None and size > max_bytes:
+        raise PatternError(f"event pattern is too large: {size} bytes, at most {max_bytes} allowed")
     if not pattern:
         raise PatternError("event pattern must not be empty")
     return CompiledPattern(_compile_node(pattern, "", 0), pattern)
