@@ -70,8 +70,6 @@ def test_case(case: dict[str, Any]) -> None:
         assert [t.notification_id for t in targets] == [created["notification_id"]]
         assert targets[0].topic_id == TOPIC
         assert targets[0].notification_type == "smn"
-    tested = service.test(
-        PROJECT, {"notification": {**body, "status": status}, "event": trace}
-    )
+    tested = service.test(PROJECT, {"notification": {**body, "status": status}, "event": trace})
     assert tested["matched"] is case["matched"]
     assert case["reason"] in tested["reason"]
