@@ -105,37 +105,39 @@ def rule_patterns(notification: Notification) -> list[tuple[str, dict[str, Any]]
 
 
 # -- the compiled rule -----------------------------------------------------------------------
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 @dataclass(frozen=True)
 class CompiledRule:
     notification: Notification
     # (service_type, resource_type, trace_name) of a customized rule; empty for complete.
     operations: frozenset[tuple[str, str, str]]
     parts: tuple[tuple[str, CompiledPattern], ...]
+    # The parts the index does not answer (all but operations), and the delivery target.
+    residual: tuple[CompiledPattern, ...] = field(init=False, repr=False, compare=False)
+    target: Target = field(init=False, repr=False, compare=False)
 
-    @property
-    def residual(self) -> tuple[CompiledPattern, ...]:
-        """The parts the index does not answer."""
-        return tuple(p for name, p in self.parts if name != "operations")
+    def __post_init__(self) -> None:
+        residual = tuple(p for name, p in self.parts if name != "operations")
+        n = self.notification
+        target = Target(
+            project_id=n.project_id,
+            notification_id=n.notification_id,
+            notification_name=n.notification_name,
+            notification_type=n.notification_type,
+            topic_id=n.topic_id,
+        )
+        object.__setattr__(self, "residual", residual)
+        object.__setattr__(self, "target", target)
 
     def matches(self, trace: Mapping[str, Any]) -> bool:
         """Every part, by the patterns alone (rule testing, replay)."""
         return self.notification.enabled and all(p.matches(trace) for _, p in self.parts)
 
-    def matches_candidate(self, trace: Mapping[str, Any]) -> bool:
-        """For a candidate found by the index: the operation set, then the other parts."""
-        if self.operations:
-            key = (
-                _text(trace.get("service_type")),
-                _text(trace.get("resource_type")),
-                _text(trace.get("trace_name")),
-            )
-            if key not in self.operations:
-                return False
-        return all(p.matches(trace) for p in self.residual)
+    def matches_candidate(self, trace: Mapping[str, Any], key: tuple[Any, Any, Any]) -> bool:
+        """For a candidate found by the index: the operation set (`key` is the trace's
+        service_type, resource_type and trace_name), then the other parts."""
+        if self.operations and key not in self.operations:
+            return False
+        return all(compiled.matches(trace) for compiled in self.residual)
 
     def explain(self, trace: Mapping[str, Any]) -> str | None:
         """None when the trace matches; otherwise the part and the condition that failed."""
@@ -157,16 +159,6 @@ class CompiledRule:
             if reason is not None:
                 return f"{name}: {reason}"
         return None
-
-    def target(self) -> Target:
-        n = self.notification
-        return Target(
-            project_id=n.project_id,
-            notification_id=n.notification_id,
-            notification_name=n.notification_name,
-            notification_type=n.notification_type,
-            topic_id=n.topic_id,
-        )
 
 
 def compile_rule(
@@ -273,7 +265,8 @@ class RuleIndex:
         return list(seen.values())
 
     def matching(self, trace: Mapping[str, Any]) -> list[CompiledRule]:
-        found = [r for r in self.candidates(trace) if r.matches_candidate(trace)]
+        key = (trace.get("service_type"), trace.get("resource_type"), trace.get("trace_name"))
+        found = [r for r in self.candidates(trace) if r.matches_candidate(trace, key)]
         if len(found) > 1:
             found.sort(key=lambda r: r.notification.notification_name)
         return found
@@ -314,7 +307,7 @@ class NotificationMatcher:
         self.compilations = 0  # how many times a project's rules were compiled (observability)
 
     def matches(self, project_id: str, trace: Mapping[str, Any]) -> list[Target]:
-        return [rule.target() for rule in self.index(project_id).matching(trace)]
+        return [rule.target for rule in self.index(project_id).matching(trace)]
 
     def index(self, project_id: str) -> RuleIndex:
         now = self._clock.now_ms()

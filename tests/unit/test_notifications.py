@@ -4,6 +4,7 @@ TTL, rule testing against one event and over stored traces (in-memory trace tabl
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -471,3 +472,65 @@ class TestRuleTesting:
         with pytest.raises(CtsError) as e:
             service.test("nobody", {"pattern": {"a": ["b"]}, "from": 1})
         assert e.value.code == "CTS.0006"
+
+
+def test_index_agrees_with_the_patterns_alone() -> None:
+    """The index (operation set + residual parts) answers exactly what every rule's full
+    patterns answer, over rules and traces drawn at random (seeded)."""
+    rng = random.Random(5)
+    services = ["ECS", "EVS", "IAM", "OBS"]
+    names = ["create", "delete", "login", "stop"]
+
+    def random_rule(i: int) -> Notification:
+        extra: dict[str, Any] = {}
+        if rng.random() < 0.3:
+            extra["notify_user_list"] = [
+                {"user_group": "g", "user_list": rng.sample(["a", "b", "c"], 2)}
+            ]
+        if rng.random() < 0.3:
+            extra["filter"] = {
+                "is_support_filter": True,
+                "condition": rng.choice(["AND", "OR"]),
+                "rule": rng.sample(
+                    ["code = 200", "trace_rating != normal", "resource_name = x"], 2
+                ),
+            }
+        if rng.random() < 0.3:
+            extra["pattern"] = rng.choice(
+                [
+                    {"service_type": rng.sample(services, 2)},
+                    {"service_type": [rng.choice(services)], "trace_name": [rng.choice(names)]},
+                    {"source_ip": [{"cidr": "10.0.0.0/8"}]},
+                ]
+            )
+        if rng.random() < 0.3:
+            return _rule(i, operation_type="complete", operations=None, **extra)
+        operations = [
+            {
+                "service_type": s,
+                "resource_type": rng.choice(["r1", "r2"]),
+                "trace_names": rng.sample(names, 2),
+            }
+            for s in rng.sample(services, 2)
+        ]
+        return _rule(i, operations=operations, **extra)
+
+    rules = [compile_rule(random_rule(i)) for i in range(60)]
+    index = RuleIndex.build(rules)
+    matched = 0
+    for _ in range(500):
+        event = {
+            "service_type": rng.choice(services),
+            "resource_type": rng.choice(["r1", "r2"]),
+            "trace_name": rng.choice(names),
+            "user": {"name": rng.choice(["a", "b", "c", "d"])},
+            "code": rng.choice(["200", "500"]),
+            "trace_rating": rng.choice(["normal", "warning"]),
+            "source_ip": rng.choice(["10.1.1.1", "192.168.1.1"]),
+        }
+        if rng.random() < 0.3:
+            event["resource_name"] = "x"
+        expected = sorted(r.notification.notification_name for r in rules if r.matches(event))
+        assert sorted(r.notification.notification_name for r in index.matching(event)) == expected
+        matched += len(expected)
+    assert 500 < matched < 500 * len(rules) // 4  # neither trivial nor everything
