@@ -26,6 +26,7 @@ from chalicelib.errors import (
     unsupported_media_type,
 )
 from chalicelib.ingest import MAX_BODY_BYTES, parse_json
+from chalicelib.notifications import NotificationService
 from chalicelib.observability import metrics
 from chalicelib.wiring import Services, build
 
@@ -320,6 +321,46 @@ def create_resource_tags(project_id: str, resource_type: str, resource_id: str) 
 def delete_resource_tags(project_id: str, resource_type: str, resource_id: str) -> Response:
     services().trackers.delete_tags(project_id, resource_type, resource_id, _json_body())
     return Response("", status_code=204)
+
+
+# -- key event notifications ---------------------------------------------------------------------
+def _notifications() -> NotificationService:
+    found = services().notifications
+    assert found is not None
+    return found
+
+
+@app.route("/v3/{project_id}/notifications", methods=["POST"], content_types=["application/json"])
+@cts_errors
+def create_notification(project_id: str) -> Response:
+    return Response(_notifications().create_notification(project_id, _json_body()), status_code=201)
+
+
+@app.route("/v3/{project_id}/notifications", methods=["PUT"], content_types=["application/json"])
+@cts_errors
+def update_notification(project_id: str) -> dict[str, Any]:
+    return _notifications().update_notification(project_id, _json_body())
+
+
+@app.route("/v3/{project_id}/notifications/{notification_type}", methods=["GET"])
+@cts_errors
+def list_notifications(project_id: str, notification_type: str) -> dict[str, Any]:
+    return _notifications().list_notifications(project_id, notification_type, _params())
+
+
+@app.route("/v3/{project_id}/notifications", methods=["DELETE"])
+@cts_errors
+def delete_notifications(project_id: str) -> Response:
+    _notifications().delete_notifications(project_id, _params())
+    return Response("", status_code=204)
+
+
+@app.route(
+    "/v3/{project_id}/notifications/test", methods=["POST"], content_types=["application/json"]
+)
+@cts_errors
+def test_notification(project_id: str) -> dict[str, Any]:
+    return _notifications().test(project_id, _json_body())
 
 
 # API Gateway allows one variable name per path level: {project_id} is the domain id here.

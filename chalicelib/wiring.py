@@ -16,6 +16,8 @@ from chalicelib.config import Settings
 from chalicelib.control import DynamoControlTable
 from chalicelib.data_events import DataEventRecorder
 from chalicelib.ingest import Ingestor
+from chalicelib.notification_rules import NotificationMatcher
+from chalicelib.notifications import NotificationService, NotificationStore
 from chalicelib.observability import count
 from chalicelib.projects import ProjectRegistry
 from chalicelib.query import TraceFinder
@@ -34,6 +36,9 @@ class Services:
     trackers: TrackerService
     keys: AccessKeyStore
     clock: Clock
+    notifications: NotificationService | None = None
+    # The compiled notification rules of this container (delivery matches stored traces with it).
+    matcher: NotificationMatcher | None = None
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Services:
@@ -64,7 +69,12 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
             raise RuntimeError("no dead-letter queue configured (OPENCTS_INGEST_DLQ_URL)")
         aws("sqs").send_message(QueueUrl=settings.ingest_dlq_url, MessageBody=json.dumps(record))
 
+    notification_store = NotificationStore(control)
+    notifications = NotificationService(
+        notification_store, projects, clock, finder=TraceFinder(store)
+    )
     trackers = TrackerService(
+        notification_count=notifications.count,
         table=control,
         buckets=S3TransferBuckets(aws("s3"), settings.region),
         projects=projects,
@@ -84,5 +94,13 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         data_events=DataEventRecorder(trackers.watchers, ingestor, count),
     )
     return Services(
-        settings, api, projects, dead_letter, trackers=trackers, keys=access_keys, clock=clock
+        settings,
+        api,
+        projects,
+        dead_letter,
+        trackers=trackers,
+        keys=access_keys,
+        clock=clock,
+        notifications=notifications,
+        matcher=NotificationMatcher(notification_store, clock),
     )
