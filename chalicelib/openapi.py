@@ -105,9 +105,7 @@ SCHEMAS: dict[str, Schema] = {
     # Each trace is checked on its own and answered in its own result (a bad trace is
     # `rejected` with its CTS error, the others are stored), so the body's items may be anything;
     # ReportedTrace says what a trace that is stored looks like.
-    "ReportTracesRequest": _object(
-        {"traces": {"type": "array", "maxItems": 500, "items": {}}}
-    ),
+    "ReportTracesRequest": _object({"traces": {"type": "array", "maxItems": 500, "items": {}}}),
     "ReportTracesResponse": _object(
         {
             "results": _array(
@@ -226,6 +224,78 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "CheckBucketsResponse": _object({"buckets": _array(ANY_OBJECT)}),
+    "NotificationOperation": _object(
+        {"service_type": STRING, "resource_type": STRING, "trace_names": _array(STRING)}
+    ),
+    "NotificationUsers": _object({"user_group": STRING, "user_list": _array(STRING)}),
+    "NotificationFilter": _object(
+        {"condition": STRING, "is_support_filter": BOOLEAN, "rule": _array(STRING)}
+    ),
+    "NotificationRequest": _object(
+        {"notification_name": STRING},
+        {
+            "notification_id": STRING,
+            "operation_type": {"type": "string", "enum": ["complete", "customized"]},
+            "operations": _array(_ref("NotificationOperation")),
+            "notify_user_list": _array(_ref("NotificationUsers")),
+            "status": {"type": "string", "enum": ["enabled", "disabled"]},
+            "topic_id": STRING,
+            "filter": _ref("NotificationFilter"),
+            "pattern": {"description": "an EventBridge event pattern (object or JSON text)"},
+            "agency_name": STRING,
+        },
+    ),
+    "Notification": _object(
+        {
+            "notification_id": STRING,
+            "notification_name": STRING,
+            "notification_type": {"type": "string", "enum": ["smn", "fun"]},
+            "operation_type": {"type": "string", "enum": ["complete", "customized"]},
+            "status": {"type": "string", "enum": ["enabled", "disabled"]},
+            "project_id": STRING,
+            "create_time": INTEGER,
+        },
+        {
+            "operations": _array(_ref("NotificationOperation")),
+            "notify_user_list": _array(_ref("NotificationUsers")),
+            "topic_id": STRING,
+            "filter": _ref("NotificationFilter"),
+            "pattern": ANY_OBJECT,
+            "agency_name": STRING,
+        },
+    ),
+    "ListNotificationsResponse": _object({"notifications": _array(_ref("Notification"))}),
+    "TestNotificationRequest": {
+        "type": "object",
+        "description": (
+            "`notification` (a CreateNotification body) and/or `pattern`, and either `event` "
+            "(one trace or, with a pattern alone, any JSON object) or `from`/`to` (ms) to replay "
+            "the stored traces of the last 7 days (paged with `limit` and `next`)."
+        ),
+        "properties": {
+            "notification": ANY_OBJECT,
+            "pattern": {},
+            "event": ANY_OBJECT,
+            "from": INTEGER,
+            "to": INTEGER,
+            "limit": INTEGER,
+            "next": STRING,
+        },
+    },
+    "TestNotificationResponse": {
+        "oneOf": [
+            _object({"matched": BOOLEAN, "reason": STRING}),
+            _object(
+                {
+                    "traces": _array(_ref("Trace")),
+                    "meta_data": _object(
+                        {"count": INTEGER},
+                        {"marker": {"type": "string", "nullable": True}, "scanned": INTEGER},
+                    ),
+                }
+            ),
+        ]
+    },
 }
 
 
@@ -448,6 +518,54 @@ def _paths() -> dict[str, Any]:
                 tag_parameters,
                 {"204": _EMPTY},
                 body="TagsRequest",
+            )
+        },
+        f"{project}/notifications": {
+            "post": _operation(
+                "CreateNotification",
+                "Create a key event notification",
+                [PROJECT],
+                {"201": _json("Notification", "Created")},
+                body="NotificationRequest",
+            ),
+            "put": _operation(
+                "UpdateNotification",
+                "Replace a key event notification (also enables or disables it)",
+                [PROJECT],
+                {"200": _json("Notification")},
+                body="NotificationRequest",
+            ),
+            "delete": _operation(
+                "DeleteNotification",
+                "Delete notifications",
+                [PROJECT, _query("notification_id", STRING, "one id, or several comma-separated")],
+                {"204": _EMPTY},
+            ),
+        },
+        f"{project}/notifications/{{notification_type}}": {
+            "get": _operation(
+                "ListNotifications",
+                "The project's notifications of one type",
+                [
+                    PROJECT,
+                    {
+                        "name": "notification_type",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["smn", "fun"]},
+                    },
+                    _query("notification_name", STRING),
+                ],
+                {"200": _json("ListNotificationsResponse")},
+            )
+        },
+        f"{project}/notifications/test": {
+            "post": _operation(
+                "TestNotification",
+                "Does a notification or pattern match an event, or which stored traces",
+                [PROJECT],
+                {"200": _json("TestNotificationResponse")},
+                body="TestNotificationRequest",
             )
         },
         "/v3/{project_id}/checkbucket": {
