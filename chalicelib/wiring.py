@@ -16,6 +16,8 @@ from chalicelib.config import Settings
 from chalicelib.control import DynamoControlTable
 from chalicelib.data_events import DataEventRecorder
 from chalicelib.ingest import Ingestor
+from chalicelib.notification_types import Matcher
+from chalicelib.notification_wiring import Deliveries, MatcherFactory, build_deliveries
 from chalicelib.observability import count
 from chalicelib.projects import ProjectRegistry
 from chalicelib.query import TraceFinder
@@ -23,6 +25,8 @@ from chalicelib.store import DynamoTraceTable, TraceStore
 from chalicelib.trackers import S3TransferBuckets, TrackerService
 
 EXPORT_URL_SECONDS = 300
+# Builds the notification matcher for the stream delivery (None: notifications are not delivered).
+MATCHER_FACTORY: MatcherFactory | None = None
 
 
 @dataclass
@@ -34,13 +38,17 @@ class Services:
     trackers: TrackerService
     keys: AccessKeyStore
     clock: Clock
+    matcher: Matcher | None = None
+    deliveries: Deliveries | None = None
 
 
-def build(settings: Settings, clock: Clock | None = None) -> Services:
+def build(
+    settings: Settings, clock: Clock | None = None, matcher_factory: MatcherFactory | None = None
+) -> Services:
     clock = clock or SystemClock()
 
-    def aws(service: str) -> Any:
-        return client(service, settings.region, settings.aws_endpoint)
+    def aws(service: str, region: str = "") -> Any:
+        return client(service, region or settings.region, settings.aws_endpoint)
 
     control = DynamoControlTable(aws("dynamodb"), settings.control_table)
     projects = ProjectRegistry(control, clock)
@@ -83,6 +91,16 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         cloudtrail_project_id=settings.cloudtrail_project_id,
         data_events=DataEventRecorder(trackers.watchers, ingestor, count),
     )
+    matcher_factory = matcher_factory or MATCHER_FACTORY
+    matcher = matcher_factory(control, clock) if matcher_factory else None
     return Services(
-        settings, api, projects, dead_letter, trackers=trackers, keys=access_keys, clock=clock
+        settings,
+        api,
+        projects,
+        dead_letter,
+        trackers=trackers,
+        keys=access_keys,
+        clock=clock,
+        matcher=matcher,
+        deliveries=build_deliveries(settings, aws, control, clock, matcher),
     )
