@@ -266,10 +266,26 @@ class _AnythingBut(_Condition):
 @dataclass(frozen=True)
 class _Leaf:
     conditions: tuple[_Condition, ...]
+    # Derived: the exact string values as a set, and the conditions a present value can match
+    # besides them. A single string (the common case) is then one set look-up plus the operators.
+    strings: frozenset[str] = frozenset()
+    others: tuple[_Condition, ...] = ()
+    matches_missing: bool = False
 
-    @property
-    def matches_missing(self) -> bool:
-        return any(c.matches_missing for c in self.conditions)
+    def __post_init__(self) -> None:
+        strings = frozenset(
+            c.value for c in self.conditions if isinstance(c, _Exact) and isinstance(c.value, str)
+        )
+        others = tuple(
+            c
+            for c in self.conditions
+            if not c.matches_missing and not (isinstance(c, _Exact) and isinstance(c.value, str))
+        )
+        object.__setattr__(self, "strings", strings)
+        object.__setattr__(self, "others", others)
+        object.__setattr__(
+            self, "matches_missing", any(c.matches_missing for c in self.conditions)
+        )
 
     def describe(self) -> str:
         return "[" + ", ".join(c.describe() for c in self.conditions) + "]"
@@ -296,6 +312,13 @@ def _leaf_values(value: Any) -> list[Any]:
 
 
 def _match_leaf(leaf: _Leaf, value: Any) -> bool:
+    if type(value) is str:
+        if value in leaf.strings:
+            return True
+        for condition in leaf.others:  # noqa: SIM110 - a generator costs more on this hot path
+            if condition.test(value):
+                return True
+        return False
     values = _leaf_values(value)
     if not values:
         return leaf.matches_missing
@@ -388,7 +411,10 @@ class CompiledPattern:
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether ``event`` matches; ``Decimal`` numbers count as the numbers they hold."""
-        return isinstance(event, Mapping) and _match_node(self._root, event)
+        # dict first: the ABC check of Mapping costs more than most matches.
+        return (type(event) is dict or isinstance(event, Mapping)) and _match_node(
+            self._root, event
+        )
 
     def explain(self, event: Mapping[str, Any]) -> str | None:
         """``None`` when ``event`` matches, otherwise the first field or condition that failed."""
