@@ -76,16 +76,8 @@ def received(queue_url: str, region: str = REGION) -> list[dict[str, Any]]:
 
 
 def queue_bodies(queue_url: str, region: str = REGION) -> list[Any]:
-    """Plain SQS messages (the dead-letter queue), parsed and removed."""
-    sqs = boto3.client("sqs", region_name=region)
-    out: list[Any] = []
-    while True:
-        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not got:
-            return out
-        for message in got:
-            out.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    """Plain SQS messages (the dead-letter queue), parsed and removed: the same read."""
+    return received(queue_url, region)
 
 
 @contextmanager

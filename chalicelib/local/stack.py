@@ -354,6 +354,7 @@ Try it:
   .venv/bin/opencts demo
   .venv/bin/opencts traces --service-type ECS --user alice
   .venv/bin/opencts traces --service-type ECS --limit 5 --output json
+  .venv/bin/opencts notifications tail --follow   # notifications and login-audit alarms
 
 Every API call is signed with the access key (SDK-HMAC-SHA256), so plain curl is refused with
 CTS.0401: use `opencts` (it signs with the key in the state file) or the official Huawei Cloud
