@@ -31,6 +31,8 @@ unit: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/query_amplification.py
+	$(BIN)/python bench/matching.py
+	$(BIN)/python bench/notify_latency.py
 
 clean:
 	rm -rf $(VENV) .opencts .mypy_cache .ruff_cache .pytest_cache

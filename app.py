@@ -4,12 +4,21 @@ request, calls one object from chalicelib, and shapes the response."""
 from __future__ import annotations
 
 import functools
+import os
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Request, Response, SQSEvent
+from chalice.app import (
+    Chalice,
+    CloudWatchEvent,
+    ConvertToMiddleware,
+    DynamoDBEvent,
+    Request,
+    Response,
+    SQSEvent,
+)
 
 from chalicelib import console_assets, openapi, permissions, signing
 from chalicelib.access_keys import AccessKey
@@ -26,6 +35,7 @@ from chalicelib.errors import (
     unsupported_media_type,
 )
 from chalicelib.ingest import MAX_BODY_BYTES, parse_json
+from chalicelib.notification_wiring import Deliveries
 from chalicelib.notifications import NotificationService
 from chalicelib.observability import metrics
 from chalicelib.wiring import Services, build
@@ -40,6 +50,13 @@ app.register_middleware(ConvertToMiddleware(metrics.log_metrics), "cloudwatch")
 # The ingest queue's name must be a literal when Chalice packages the app; set
 # OPENCTS_INGEST_QUEUE in the shell that runs `chalice deploy` to change it.
 INGEST_QUEUE = Settings.from_env().ingest_queue
+# The same for the traces table's stream: set OPENCTS_TRACES_STREAM_ARN (the table's
+# LatestStreamArn) for `chalice deploy`; the local driver resolves the table named here.
+TRACES_STREAM_ARN = os.environ.get("OPENCTS_TRACES_STREAM_ARN") or (
+    "arn:aws:dynamodb:{0.region}:{0.domain_id}:table/{0.traces_table}/stream/latest".format(
+        Settings.from_env()
+    )
+)
 CLOUDTRAIL_PATTERN = {
     "detail-type": [
         "AWS API Call via CloudTrail",
@@ -430,3 +447,28 @@ def cloudtrail_events(event: CloudWatchEvent) -> None:
 )
 def s3_object_events(event: CloudWatchEvent) -> None:
     services().api.report_s3_object_event(event.to_dict())
+
+
+# -- the traces table's stream: new traces, delivered (chalicelib/delivery.py) -----------------
+# TRIM_HORIZON: a mapping created after traces were written still delivers them (late rather
+# than never); no batching window, so a trace is matched within a poll of being stored.
+@app.on_dynamodb_record(
+    stream_arn=TRACES_STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON"
+)
+def notification_matcher(event: DynamoDBEvent) -> dict[str, Any]:
+    """Key event notifications; partial batch response (ReportBatchItemFailures)."""
+    return _deliveries().notify(event.to_dict()["Records"])
+
+
+@app.on_dynamodb_record(
+    stream_arn=TRACES_STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON"
+)
+def login_audit(event: DynamoDBEvent) -> dict[str, Any]:
+    """The best practice's login audit (SMN_Topic, RegionName, IP); partial batch response."""
+    return _deliveries().audit_logins(event.to_dict()["Records"])
+
+
+def _deliveries() -> Deliveries:
+    deliveries = services().deliveries
+    assert deliveries is not None, "wiring.build() always builds the deliveries"
+    return deliveries

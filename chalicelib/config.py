@@ -19,6 +19,12 @@ class Settings:
     cloudtrail_project_id: str
     keys_kms_key: str  # the KMS key (id, ARN or alias) that encrypts access-key secrets
     aws_endpoint: str  # empty on AWS; the embedded AWS (moto) endpoint on the local stack
+    # Delivery of notifications and login-audit alarms (chalicelib/delivery.py).
+    notify_dlq: str = ""  # the dead-letter queue's name
+    notify_max_attempts: int = 3
+    notify_max_age_seconds: int = 6 * 3600
+    # The login audit's own variables, named as in the CTS best practice.
+    login_audit_env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -35,4 +41,10 @@ class Settings:
             cloudtrail_project_id=e.get("OPENCTS_CLOUDTRAIL_PROJECT_ID", ""),
             keys_kms_key=e.get("OPENCTS_KEYS_KMS_KEY") or f"alias/opencts-{stage}-keys",
             aws_endpoint=e.get("OPENCTS_AWS_ENDPOINT", ""),
+            notify_dlq=e.get("OPENCTS_NOTIFY_DLQ", f"opencts-{stage}-notify-dlq"),
+            notify_max_attempts=int(e.get("OPENCTS_NOTIFY_MAX_ATTEMPTS", "3")),
+            notify_max_age_seconds=int(e.get("OPENCTS_NOTIFY_MAX_AGE_SECONDS", str(6 * 3600))),
+            login_audit_env=tuple(
+                (name, e[name]) for name in ("SMN_Topic", "RegionName", "IP") if name in e
+            ),
         )

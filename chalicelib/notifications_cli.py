@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from chalicelib import cli
+from chalicelib import cli, notifications_tail
 
 TYPES = ("smn", "fun")
 
@@ -168,5 +168,6 @@ def add_parser(subparsers: Any, below: argparse.ArgumentParser) -> None:
     test.add_argument("--limit", type=int, help="matched traces per page (1-200, default 10)")
     test.add_argument("--next", metavar="MARKER", help="the next page, from a previous test")
     test.set_defaults(run=cmd_test)
+    notifications_tail.add_tail(actions)
     for action in (create, update, listing, test):
         action.add_argument("--output", choices=("table", "json"), default="table")

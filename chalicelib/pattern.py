@@ -40,7 +40,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
@@ -266,23 +266,23 @@ class _AnythingBut(_Condition):
 @dataclass(frozen=True)
 class _Leaf:
     conditions: tuple[_Condition, ...]
-    # For matching only (explain reads `conditions`): the exact string values as one set, so a
-    # leaf of many names costs one lookup, and the other conditions that can match a value.
-    strings: frozenset[str] = field(init=False, repr=False, compare=False)
-    rest: tuple[_Condition, ...] = field(init=False, repr=False, compare=False)
-    matches_missing: bool = field(init=False, repr=False, compare=False)
+    # Derived: the exact string values as a set, and the conditions a present value can match
+    # besides them. A single string (the common case) is then one set look-up plus the operators.
+    strings: frozenset[str] = frozenset()
+    others: tuple[_Condition, ...] = ()
+    matches_missing: bool = False
 
     def __post_init__(self) -> None:
-        exact = {
+        strings = frozenset(
             c.value for c in self.conditions if isinstance(c, _Exact) and isinstance(c.value, str)
-        }
-        rest = tuple(
+        )
+        others = tuple(
             c
             for c in self.conditions
             if not c.matches_missing and not (isinstance(c, _Exact) and isinstance(c.value, str))
         )
-        object.__setattr__(self, "strings", frozenset(exact))
-        object.__setattr__(self, "rest", rest)
+        object.__setattr__(self, "strings", strings)
+        object.__setattr__(self, "others", others)
         object.__setattr__(self, "matches_missing", any(c.matches_missing for c in self.conditions))
 
     def describe(self) -> str:
@@ -310,15 +310,20 @@ def _leaf_values(value: Any) -> list[Any]:
 
 
 def _match_leaf(leaf: _Leaf, value: Any) -> bool:
-    if type(value) is str:  # the common case, without building a list of values
-        return value in leaf.strings or any(c.test(value) for c in leaf.rest)
+    if type(value) is str:
+        if value in leaf.strings:
+            return True
+        for condition in leaf.others:  # noqa: SIM110 - a generator costs more on this hot path
+            if condition.test(value):
+                return True
+        return False
     values = _leaf_values(value)
     if not values:
         return leaf.matches_missing
     strings = leaf.strings
     if strings and any(isinstance(v, str) and v in strings for v in values):
         return True
-    return any(condition.test(v) for condition in leaf.rest for v in values)
+    return any(condition.test(v) for condition in leaf.others for v in values)
 
 
 def _match_node(node: _Node, event: Mapping[str, Any]) -> bool:
@@ -401,7 +406,7 @@ class CompiledPattern:
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether ``event`` matches; ``Decimal`` numbers count as the numbers they hold."""
-        # dict first: an ABC isinstance check costs more than most matches.
+        # dict first: the ABC check of Mapping costs more than most matches.
         return (type(event) is dict or isinstance(event, Mapping)) and _match_node(
             self._root, event
         )

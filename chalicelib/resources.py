@@ -125,11 +125,13 @@ def ensure_all(settings: Settings, dynamodb: Any, sqs: Any, s3: Any, kms: Any) -
     ensure_table(dynamodb, control_table_definition(settings.control_table))
     dlq_url = ensure_queue(sqs, settings.ingest_queue + "-dlq")
     queue_url = ensure_queue(sqs, settings.ingest_queue, queue_arn(sqs, dlq_url))
+    notify_dlq_url = ensure_queue(sqs, settings.notify_dlq) if settings.notify_dlq else ""
     out = {
         "traces_table": settings.traces_table,
         "control_table": settings.control_table,
         "ingest_queue_url": queue_url,
         "ingest_dlq_url": dlq_url,
+        "notify_dlq_url": notify_dlq_url,
         "traces_stream_arn": dynamodb.describe_table(TableName=settings.traces_table)["Table"][
             "LatestStreamArn"
         ],

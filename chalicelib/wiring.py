@@ -17,6 +17,8 @@ from chalicelib.control import DynamoControlTable
 from chalicelib.data_events import DataEventRecorder
 from chalicelib.ingest import Ingestor
 from chalicelib.notification_rules import NotificationMatcher
+from chalicelib.notification_types import Matcher
+from chalicelib.notification_wiring import Deliveries, MatcherFactory, build_deliveries
 from chalicelib.notifications import NotificationService, NotificationStore
 from chalicelib.observability import count
 from chalicelib.projects import ProjectRegistry
@@ -38,14 +40,17 @@ class Services:
     clock: Clock
     notifications: NotificationService | None = None
     # The compiled notification rules of this container (delivery matches stored traces with it).
-    matcher: NotificationMatcher | None = None
+    matcher: Matcher | None = None
+    deliveries: Deliveries | None = None
 
 
-def build(settings: Settings, clock: Clock | None = None) -> Services:
+def build(
+    settings: Settings, clock: Clock | None = None, matcher_factory: MatcherFactory | None = None
+) -> Services:
     clock = clock or SystemClock()
 
-    def aws(service: str) -> Any:
-        return client(service, settings.region, settings.aws_endpoint)
+    def aws(service: str, region: str = "") -> Any:
+        return client(service, region or settings.region, settings.aws_endpoint)
 
     control = DynamoControlTable(aws("dynamodb"), settings.control_table)
     projects = ProjectRegistry(control, clock)
@@ -93,6 +98,12 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         cloudtrail_project_id=settings.cloudtrail_project_id,
         data_events=DataEventRecorder(trackers.watchers, ingestor, count),
     )
+    # The notifications' own compiled rules, unless a caller (a benchmark) brings another matcher.
+    matcher: Matcher = (
+        matcher_factory(control, clock)
+        if matcher_factory
+        else NotificationMatcher(notification_store, clock)
+    )
     return Services(
         settings,
         api,
@@ -102,5 +113,6 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         keys=access_keys,
         clock=clock,
         notifications=notifications,
-        matcher=NotificationMatcher(notification_store, clock),
+        matcher=matcher,
+        deliveries=build_deliveries(settings, aws, control, clock, matcher),
     )

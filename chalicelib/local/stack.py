@@ -49,6 +49,7 @@ from chalicelib.aws import client
 from chalicelib.config import Settings
 from chalicelib.errors import method_not_allowed
 from chalicelib.local.driver import FAST_PERIOD_SECONDS, LocalDriver
+from chalicelib.local.notifications import ensure_local_subscriber, login_audit_environment
 from chalicelib.local.state import RUNNING, STATE_DIR, STATE_FILE, STOPPED, write_state
 from chalicelib.permissions import FULL_ACCESS
 from chalicelib.resources import ensure_all
@@ -84,6 +85,8 @@ class StackOptions:
     project_id: str = DEMO_PROJECT
     domain_id: str = DEMO_DOMAIN
     project_dir: Path = PROJECT_DIR
+    # Builds the notification matcher (wiring.MatcherFactory); None: wiring's default.
+    matcher_factory: Any = None
 
 
 def check_port_free(host: str, port: int, flag: str) -> None:
@@ -256,6 +259,11 @@ class LocalStack:
         os.environ["OPENCTS_INGEST_DLQ_URL"] = self.resources["ingest_dlq_url"]
         # For functions declared on the traces table's stream (read when app.py is imported).
         os.environ["OPENCTS_TRACES_STREAM_ARN"] = self.resources["traces_stream_arn"]
+        # The local subscriber, and the login audit alarming on it (docs/OPERATIONS.md).
+        self.resources.update(ensure_local_subscriber(self._client("sns"), self._client("sqs")))
+        os.environ.update(
+            login_audit_environment(self.resources["notifications_topic_arn"], o.region)
+        )
         setup = build(Settings.from_env())
         setup.projects.register(o.project_id, o.domain_id)
         demo_key = setup.keys.create(
@@ -269,7 +277,9 @@ class LocalStack:
         app_module = import_app(o.project_dir)
         app_obj: Chalice = app_module.app
         prebuild = getattr(app_module, "services", None)
-        if callable(prebuild):
+        if o.matcher_factory is not None:
+            app_module.use_services(build(Settings.from_env(), matcher_factory=o.matcher_factory))
+        elif callable(prebuild):
             prebuild()  # built once here, not raced for by the API and driver threads
         self._start_api(app_obj)
         self.driver = LocalDriver(
@@ -394,6 +404,7 @@ Try it:
   .venv/bin/opencts demo
   .venv/bin/opencts traces --service-type ECS --user alice
   .venv/bin/opencts traces --service-type ECS --limit 5 --output json
+  .venv/bin/opencts notifications tail --follow   # notifications and login-audit alarms
 
 Every API call is signed with the access key (SDK-HMAC-SHA256), so plain curl is refused with
 CTS.0401: use `opencts` (it signs with the key in the state file) or the official Huawei Cloud

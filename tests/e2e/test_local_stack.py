@@ -238,6 +238,51 @@ def test_a_trace_sent_to_the_ingest_queue_is_queryable_within_seconds(stack: Sta
     assert found[0]["service_type"] == "SMN"
 
 
+def test_a_sign_in_from_outside_the_whitelist_shows_in_notifications_tail(stack: Stack) -> None:
+    # Given the stack's subscriber topic and queue, recorded in local.json, and drained
+    resources = stack.state["resources"]
+    assert resources["notifications_topic_arn"].endswith(":opencts-local-notifications")
+    assert stack.cli("notifications", "tail", "--wait", "0").returncode == 0
+
+    # When a sign-in from the whitelisted office and one from elsewhere are reported
+    now = int(time.time() * 1000) - 1000
+    logins = [
+        {
+            "trace_id": f"e2e-login-{uuid.uuid4()}",
+            "trace_name": "login",
+            "trace_rating": "normal",
+            "trace_type": "ConsoleAction",
+            "time": now,
+            "service_type": "IAM",
+            "resource_type": "user",
+            "user": {"id": "u-e2e", "name": "e2e"},
+            "source_ip": ip,
+        }
+        for ip in ("203.0.113.9", "192.0.2.201")
+    ]
+    reported = subprocess.run(
+        [sys.executable, "-m", "chalicelib.cli", "report", "-"],
+        cwd=stack.workdir,
+        env=environment(),
+        input=json.dumps(logins),
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert reported.returncode == 0, reported.stderr
+
+    # Then tail shows the alarm for the outside address only, within seconds
+    tail = stack.cli(
+        "notifications", "tail", "--follow", "--max", "1", "--output", "json", timeout=20
+    )
+    assert tail.returncode == 0, tail.stderr
+    (line,) = tail.stdout.splitlines()
+    record = json.loads(line)
+    assert record["message"] == "Illegal operation[IP:192.0.2.201, Action:login]"
+    assert record["topic"] == "opencts-local-notifications"
+
+
 def test_sigterm_stops_everything(stack: Stack) -> None:
     # Given the running stack (its own process group)
     pgid = os.getpgid(stack.process.pid)

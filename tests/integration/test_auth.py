@@ -17,6 +17,7 @@ from chalicelib.permissions import (
     ADMINISTRATOR,
     FORBIDDEN_MESSAGE,
     FULL_ACCESS,
+    PUBLIC_ROUTES,
     READ_ONLY_ACCESS,
     SYSTEM_POLICIES,
     action_for,
@@ -32,6 +33,8 @@ def every_route() -> list[tuple[str, str]]:
     """(method, concrete path) for every route app.py declares."""
     out = []
     for route, methods in app_module.app.routes.items():
+        if route in PUBLIC_ROUTES:
+            continue
         path = (
             route.replace("{project_id}", PROJECT)
             .replace("{proxy+}", "nope")

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import math
 import random
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from moto import mock_aws
 
 from bench import ingest as ingest_bench
+from bench import matching
 from bench import query_amplification as query_bench
 from bench.common import (
     DynamoCalls,
@@ -142,3 +146,36 @@ def test_fast_moto_keeps_the_item_size_limit() -> None:
         with pytest.raises(stack.client.exceptions.ClientError, match="size"):
             stack.client.put_item(TableName=stack.traces_table, Item=to_item(item))
         assert calls.calls == {"PutItem": 1}
+
+
+def test_matching_bench_prints_its_rates(capsys: pytest.CaptureFixture[str]) -> None:
+    assert matching.main(["--traces", "300", "--counts", "1,100", "--moto-budget", "0.2"]) == 0
+    result = _one_json_line(capsys.readouterr().out)
+    assert result["bench"] == "matching"
+    by_count = result["by_notifications"]
+    assert isinstance(by_count, dict)
+    assert set(by_count) == {"1", "100"}
+    for figures in by_count.values():
+        for key in ("ours_traces_per_s", "moto_traces_per_s", "ratio"):
+            assert _finite_positive(figures[key]), key
+    assert by_count["100"]["matches_per_trace"] > 0
+    assert result["mismatches"] == 0  # ours and moto's matcher agree on every trace both saw
+
+
+def test_notify_latency_bench_runs_on_the_local_stack() -> None:
+    """In a child process: the local stack points the environment at its embedded AWS."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / "notify_latency.py"), "--samples", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=root,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = _one_json_line(done.stdout)
+    assert result["bench"] == "notify_latency"
+    assert result["samples"] == 2
+    assert _finite_positive(result["median_s"])
+    assert result["meets_target"] is (result["median_s"] < 2.0)  # type: ignore[operator]
