@@ -9,13 +9,22 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Request, Response, SQSEvent
+from chalice.app import (
+    Chalice,
+    CloudWatchEvent,
+    ConvertToMiddleware,
+    Rate,
+    Request,
+    Response,
+    SQSEvent,
+)
 
 from chalicelib import permissions, signing
 from chalicelib.access_keys import AccessKey
 from chalicelib.api import Params
 from chalicelib.audit import AUDITED
 from chalicelib.config import Settings
+from chalicelib.digests import BadRequest, list_public_keys
 from chalicelib.errors import (
     CtsError,
     body_too_large,
@@ -132,6 +141,10 @@ def cts_envelope(event: Request, get_response: Callable[[Request], Response]) ->
     return response
 
 
+# Served without a signature: CloudTrail's ListPublicKeys (POST / with X-Amz-Target), because
+# public keys are public and `aws cloudtrail validate-logs` signs with SigV4, not SDK-HMAC.
+PUBLIC_OPERATIONS = frozenset({("POST", "/")})
+
 # Where `authenticate` leaves the access key that signed the request (see caller()).
 ACCESS_KEY_CONTEXT = "opencts_access_key"
 REQUEST_ID_CONTEXT = "opencts_request_id"
@@ -143,6 +156,8 @@ def authenticate(event: Request, get_response: Callable[[Request], Response]) ->
     whose policy allows the operation on the path's project or domain. Registered after
     cts_envelope, so refusals carry X-Request-Id too."""
     route = str((event.context or {}).get("resourcePath", ""))
+    if (event.method.upper(), route) in PUBLIC_OPERATIONS:
+        return get_response(event)
     try:
         svc = services()
         signed = _signed_request(event, route)
@@ -322,6 +337,39 @@ def delete_resource_tags(project_id: str, resource_type: str, resource_id: str) 
 @cts_errors
 def check_obs_buckets(project_id: str) -> dict[str, Any]:
     return services().trackers.check_buckets(project_id, _json_body())
+
+
+# -- digest files (SPEC 9) ---------------------------------------------------------------------
+# CloudTrail's JSON 1.1 protocol: every action is a POST to "/" named by X-Amz-Target; only
+# ListPublicKeys is served, for `aws cloudtrail validate-logs --endpoint-url <opencts>`.
+@app.route(
+    "/",
+    methods=["POST"],
+    content_types=["application/x-amz-json-1.1", "application/json"],
+)
+@cts_errors
+def cloudtrail_json_api() -> Response:
+    request = _request()
+    svc = services()
+    assert svc.public_keys is not None
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/x-amz-json-1.1"}
+    try:
+        body = list_public_keys(
+            svc.public_keys,
+            request.headers.get("x-amz-target", ""),
+            _raw_body(request),
+            svc.clock.now_ms(),
+        )
+    except BadRequest as e:
+        return Response(e.body(), status_code=400, headers=headers)
+    return Response(body, headers=headers)
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="digest_files")
+def digest_files(event: CloudWatchEvent) -> None:
+    svc = services()
+    assert svc.digests is not None
+    svc.digests.run()
 
 
 # API Gateway answers unknown paths itself with a non-CTS 403; this greedy route is less specific

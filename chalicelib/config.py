@@ -19,6 +19,10 @@ class Settings:
     cloudtrail_project_id: str
     keys_kms_key: str  # the KMS key (id, ARN or alias) that encrypts access-key secrets
     aws_endpoint: str  # empty on AWS; the embedded AWS (moto) endpoint on the local stack
+    # The asymmetric KMS key (alias, id or ARN) that signs digest files; rotate by moving the alias.
+    digest_kms_key: str = "alias/opencts-dev-digest"
+    # One digest per period: an hour, as CloudTrail; the local stack's FAST mode shortens it.
+    digest_period_s: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -35,4 +39,16 @@ class Settings:
             cloudtrail_project_id=e.get("OPENCTS_CLOUDTRAIL_PROJECT_ID", ""),
             keys_kms_key=e.get("OPENCTS_KEYS_KMS_KEY") or f"alias/opencts-{stage}-keys",
             aws_endpoint=e.get("OPENCTS_AWS_ENDPOINT", ""),
+            digest_kms_key=e.get("OPENCTS_DIGEST_KMS_KEY") or f"alias/opencts-{stage}-digest",
+            digest_period_s=_digest_period(e.get("OPENCTS_DIGEST_PERIOD_S", "")),
         )
+
+
+def _digest_period(text: str) -> int:
+    """OPENCTS_DIGEST_PERIOD_S: whole seconds from 1 to 3600 (an hour, the default)."""
+    if not text.strip():
+        return 3600
+    value = int(text)
+    if not 1 <= value <= 3600:
+        raise ValueError(f"OPENCTS_DIGEST_PERIOD_S must be 1-3600 seconds, not {value}")
+    return value

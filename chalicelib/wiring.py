@@ -15,6 +15,14 @@ from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import Settings
 from chalicelib.control import DynamoControlTable
 from chalicelib.data_events import DataEventRecorder
+from chalicelib.deliveries import DeliveryLog
+from chalicelib.digests import (
+    ChainHeads,
+    DigestWriter,
+    KmsDigestSigner,
+    PublicKeyRegistry,
+    S3DigestObjects,
+)
 from chalicelib.ingest import Ingestor
 from chalicelib.observability import count
 from chalicelib.projects import ProjectRegistry
@@ -34,6 +42,8 @@ class Services:
     trackers: TrackerService
     keys: AccessKeyStore
     clock: Clock
+    digests: DigestWriter | None = None
+    public_keys: PublicKeyRegistry | None = None
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Services:
@@ -83,6 +93,32 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         cloudtrail_project_id=settings.cloudtrail_project_id,
         data_events=DataEventRecorder(trackers.watchers, ingestor, count),
     )
+    public_keys = PublicKeyRegistry(control)
+
+    def digest_trackers() -> list[Any]:
+        domain = settings.domain_id
+        return [t for p in projects.domain_projects(domain) for t in trackers.trackers(p)]
+
+    digests = DigestWriter(
+        trackers=digest_trackers,
+        deliveries=DeliveryLog(control),
+        heads=ChainHeads(control),
+        keys=public_keys,
+        objects=S3DigestObjects(aws("s3")),
+        signer=KmsDigestSigner(aws("kms"), settings.digest_kms_key),
+        clock=clock,
+        region=settings.region,
+        domain_id=settings.domain_id,
+        period_ms=settings.digest_period_s * 1000,
+    )
     return Services(
-        settings, api, projects, dead_letter, trackers=trackers, keys=access_keys, clock=clock
+        settings,
+        api,
+        projects,
+        dead_letter,
+        trackers=trackers,
+        keys=access_keys,
+        clock=clock,
+        digests=digests,
+        public_keys=public_keys,
     )
