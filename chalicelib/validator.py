@@ -200,7 +200,7 @@ class Target:
 
 
 @dataclass
-class _Digest:
+class DigestFile:
     key: str
     end_ms: int
     raw: bytes | None = None
@@ -280,8 +280,8 @@ class Validator:
             if not report.unchecked:
                 report.unchecked.append("no digest found in the range")
             return report
-        digests = {e: _Digest(k, e) for e, k in found.items() if e <= top}
-        self._load_digests(target, digests)
+        digests = {e: DigestFile(k, e) for e, k in found.items() if e <= top}
+        self.load_digests(target, digests)
         period = self._period(digests.values())
         floor = start_ms
         if chain_start_ms is not None:
@@ -313,8 +313,8 @@ class Validator:
             day += MS_PER_DAY
         return found
 
-    def _load_digests(self, target: Target, digests: Mapping[int, _Digest]) -> None:
-        def load(d: _Digest) -> None:
+    def load_digests(self, target: Target, digests: Mapping[int, DigestFile]) -> None:
+        def load(d: DigestFile) -> None:
             got = self._source.get(target.bucket, d.key)
             if got is None:
                 d.missing = True
@@ -334,7 +334,7 @@ class Validator:
 
         self._run(load, digests.values())
 
-    def _digest_problem(self, target: Target, d: _Digest, data: dict[str, Any]) -> str | None:
+    def _digest_problem(self, target: Target, d: DigestFile, data: dict[str, Any]) -> str | None:
         if data["digestS3Bucket"] != target.bucket or data["digestS3Object"] != d.key:
             return "has been moved from its original location"
         if parse_iso(str(data["digestEndTime"])) != d.end_ms:
@@ -359,25 +359,25 @@ class Validator:
         return None
 
     @staticmethod
-    def _period(digests: Iterable[_Digest]) -> int:
+    def _period(digests: Iterable[DigestFile]) -> int:
         spans = sorted(d.end_ms - (d.start_ms or 0) for d in digests if d.valid)
         return spans[len(spans) // 2] if spans else MS_PER_HOUR
 
     def _walk(
-        self, target: Target, digests: dict[int, _Digest], top: int, floor: int,
+        self, target: Target, digests: dict[int, DigestFile], top: int, floor: int,
         period: int, report: Report,
-    ) -> list[_Digest]:
+    ) -> list[DigestFile]:
         """From the newest digest back to `floor`: every digest, found or not. A digest that is
         not there is named (its key follows from its end time), so a run of deleted digests is
         reported digest by digest."""
-        chain: list[_Digest] = []
+        chain: list[DigestFile] = []
         end = top
-        newer: _Digest | None = None
+        newer: DigestFile | None = None
         while True:
             if end not in digests:
                 key = digest_key(target.prefix, target.domain_id, target.region,
                                  target.tracker_name, end)
-                digests[end] = _Digest(key, end, missing=True)
+                digests[end] = DigestFile(key, end, missing=True)
             d = digests[end]
             uri = _uri(target.bucket, d.key)
             start = d.start_ms if d.valid else None
@@ -414,7 +414,7 @@ class Validator:
         return chain
 
     @staticmethod
-    def _check_link(target: Target, newer: _Digest, older: _Digest, report: Report) -> None:
+    def _check_link(target: Target, newer: DigestFile, older: DigestFile, report: Report) -> None:
         assert newer.data is not None
         assert older.raw is not None
         uri = _uri(target.bucket, newer.key)
@@ -434,7 +434,7 @@ class Validator:
 
     # -- trace files --
     def _check_files(
-        self, target: Target, chain: list[_Digest], start_ms: int, end_ms: int, period_ms: int,
+        self, target: Target, chain: list[DigestFile], start_ms: int, end_ms: int, period_ms: int,
         report: Report,
     ) -> None:
         listed: dict[tuple[str, str], tuple[PeriodReport, dict[str, Any]]] = {}
