@@ -298,7 +298,13 @@ class BadRequest(ValueError):
         }
 
 
-LIST_PUBLIC_KEYS_TARGET = "CloudTrail_20131101.ListPublicKeys"
+# Older SDKs send the short target, current botocore the one qualified by the Smithy namespace.
+LIST_PUBLIC_KEYS_TARGETS = frozenset(
+    {
+        "CloudTrail_20131101.ListPublicKeys",
+        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys",
+    }
+)
 
 
 def _epoch_ms(value: Any, name: str) -> int:
@@ -314,7 +320,7 @@ def list_public_keys(
 ) -> dict[str, Any]:
     """CloudTrail's ListPublicKeys (JSON 1.1): the keys whose validity window overlaps
     [StartTime, EndTime] (both default to now; epoch seconds)."""
-    if target != LIST_PUBLIC_KEYS_TARGET:
+    if target not in LIST_PUBLIC_KEYS_TARGETS:
         raise BadRequest("UnknownOperationException", f"unsupported operation {target!r}")
     try:
         body = json.loads(raw_body or b"{}")

@@ -330,3 +330,24 @@ def test_trackers_without_validation_or_transfer_get_no_digest(
     clock.current_ms = HOUR0 + 120_000
     assert services.digests.run() == []
     assert digest_keys() == []
+
+
+def test_list_public_keys_over_the_api_needs_no_signature(
+    tracked: Services, clock: FixedClock, client: Any
+) -> None:
+    assert tracked.digests is not None
+    clock.current_ms = HOUR0 + 90_000
+    tracked.digests.run()
+    headers = {"Content-Type": "application/x-amz-json-1.1",
+               "X-Amz-Target": "CloudTrail_20131101.ListPublicKeys"}
+    ok = client.unsigned.http.post("/", headers=headers, body=b"{}")
+    assert ok.status_code == 200
+    assert ok.headers["Content-Type"] == "application/x-amz-json-1.1"
+    assert len(json.loads(ok.body)["PublicKeyList"]) == 1
+    wrong = client.unsigned.http.post(
+        "/", headers={**headers, "X-Amz-Target": "CloudTrail_20131101.DeleteTrail"}, body=b"{}"
+    )
+    assert wrong.status_code == 400
+    assert json.loads(wrong.body)["__type"] == "UnknownOperationException"
+    # Other routes still refuse unsigned requests.
+    assert client.unsigned.http.get(f"/v3/{PROJECT}/traces").status_code == 401
