@@ -19,6 +19,7 @@ from chalicelib.aws import client
 from chalicelib.clock import SystemClock
 from chalicelib.control import DynamoControlTable
 from chalicelib.digests import ChainHead, ChainHeads, KeyWindow, PublicKeyRegistry, key_end_ms
+from chalicelib.tracker_model import Tracker, tracker_key
 from chalicelib.validator import (
     EXIT_TAMPERED,
     EXIT_UNCHECKED,
@@ -91,19 +92,16 @@ def _online(args: argparse.Namespace) -> tuple[ObjectSource, Target, ChainHead |
     def aws(service: str) -> Any:
         return client(service, settings.region, settings.aws_endpoint)
 
-    from chalicelib.wiring import build  # noqa: PLC0415 - the online path only
-
     project = getattr(args, "project", None) or (find_local_state() or {}).get("project_id")
     if not project:
         raise _Unchecked("give --project (no .opencts/local.json to take it from)")
-    svc = build(settings)
-    tracker = next((t for t in svc.trackers.trackers(project) if t.tracker_name == args.tracker),
-                   None)
-    if tracker is None:
+    control = DynamoControlTable(aws("dynamodb"), settings.control_table)
+    item = control.get(*tracker_key(project, args.tracker))
+    if item is None:
         raise _Unchecked(f"no tracker {args.tracker!r} in project {project}")
+    tracker = Tracker.from_item(item)
     if not tracker.obs_info.bucket_name:
         raise _Unchecked(f"tracker {args.tracker} transfers no trace files")
-    control = DynamoControlTable(aws("dynamodb"), settings.control_table)
     target = Target(
         bucket=tracker.obs_info.bucket_name,
         prefix=tracker.obs_info.file_prefix_name,
