@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint unit bench clean
+.PHONY: install run test lint unit bench clean awscli
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,16 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(STAMP)
 
+# awscli v1 (validate-logs) in a separate venv: it pins a botocore of its own.
+AWSCLI_VENV := .venv-awscli
+AWSCLI_STAMP := $(AWSCLI_VENV)/.installed-stamp
+$(AWSCLI_STAMP): requirements-awscli.txt
+	test -x $(AWSCLI_VENV)/bin/python || $(PYTHON) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-awscli.txt
+	touch $@
+
+awscli: $(AWSCLI_STAMP)
+
 run: install
 	$(BIN)/python -m chalicelib.local $(if $(FAST),--fast,)
 
@@ -22,17 +32,18 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+test: lint awscli
 	$(BIN)/python -m pytest
 
 unit: install
 	$(BIN)/python -m pytest tests/unit
 
-bench: install
+bench: install awscli
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/query_amplification.py
 	$(BIN)/python bench/matching.py
 	$(BIN)/python bench/notify_latency.py
+	$(BIN)/python bench/validate.py
 
 clean:
-	rm -rf $(VENV) .opencts .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(AWSCLI_VENV) .opencts .mypy_cache .ruff_cache .pytest_cache

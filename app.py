@@ -15,6 +15,7 @@ from chalice.app import (
     CloudWatchEvent,
     ConvertToMiddleware,
     DynamoDBEvent,
+    Rate,
     Request,
     Response,
     SQSEvent,
@@ -25,6 +26,7 @@ from chalicelib.access_keys import AccessKey
 from chalicelib.api import Params
 from chalicelib.audit import AUDITED
 from chalicelib.config import Settings
+from chalicelib.digests import BadRequest, list_public_keys
 from chalicelib.errors import (
     CtsError,
     body_too_large,
@@ -153,6 +155,10 @@ def cts_envelope(event: Request, get_response: Callable[[Request], Response]) ->
     return response
 
 
+# Served without a signature: CloudTrail's ListPublicKeys (POST / with X-Amz-Target), because
+# public keys are public and `aws cloudtrail validate-logs` signs with SigV4, not SDK-HMAC.
+PUBLIC_OPERATIONS = frozenset({("POST", "/")})
+
 # Where `authenticate` leaves the access key that signed the request (see caller()).
 ACCESS_KEY_CONTEXT = "opencts_access_key"
 REQUEST_ID_CONTEXT = "opencts_request_id"
@@ -164,7 +170,7 @@ def authenticate(event: Request, get_response: Callable[[Request], Response]) ->
     whose policy allows the operation on the path's project or domain. Registered after
     cts_envelope, so refusals carry X-Request-Id too."""
     route = str((event.context or {}).get("resourcePath", ""))
-    if route in permissions.PUBLIC_ROUTES:
+    if route in permissions.PUBLIC_ROUTES or (event.method.upper(), route) in PUBLIC_OPERATIONS:
         return get_response(event)
     try:
         svc = services()
@@ -413,6 +419,39 @@ def _console_file(name: str) -> Response:
 @app.route("/openapi.json", methods=["GET"])
 def openapi_document() -> dict[str, Any]:
     return openapi.document()
+
+
+# -- digest files (SPEC 9) ---------------------------------------------------------------------
+# CloudTrail's JSON 1.1 protocol: every action is a POST to "/" named by X-Amz-Target; only
+# ListPublicKeys is served, for `aws cloudtrail validate-logs --endpoint-url <opencts>`.
+@app.route(
+    "/",
+    methods=["POST"],
+    content_types=["application/x-amz-json-1.1", "application/json"],
+)
+@cts_errors
+def cloudtrail_json_api() -> Response:
+    request = _request()
+    svc = services()
+    assert svc.public_keys is not None
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/x-amz-json-1.1"}
+    try:
+        body = list_public_keys(
+            svc.public_keys,
+            request.headers.get("x-amz-target", ""),
+            _raw_body(request),
+            svc.clock.now_ms(),
+        )
+    except BadRequest as e:
+        return Response(e.body(), status_code=400, headers=headers)
+    return Response(body, headers=headers)
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="digest_files")
+def digest_files(event: CloudWatchEvent) -> None:
+    svc = services()
+    assert svc.digests is not None
+    svc.digests.run()
 
 
 # API Gateway answers unknown paths itself with a non-CTS 403; this greedy route is less specific

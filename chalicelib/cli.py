@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from chalicelib import admin, keys_cli, notifications_cli, signing
+from chalicelib import admin, keys_cli, notifications_cli, signing, validate_cli
 from chalicelib.local.demo import demo_traces
 from chalicelib.local.state import STOPPED, find_state, read_state
 
@@ -670,6 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_parser(commands)
     keys_cli.add_parser(commands)
     notifications_cli.add_parser(commands, below)
+    validate_cli.add_parser(commands)
     return parser
 
 

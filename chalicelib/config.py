@@ -25,6 +25,10 @@ class Settings:
     notify_max_age_seconds: int = 6 * 3600
     # The login audit's own variables, named as in the CTS best practice.
     login_audit_env: tuple[tuple[str, str], ...] = ()
+    # The asymmetric KMS key (alias, id or ARN) that signs digest files; rotate by moving the alias.
+    digest_kms_key: str = "alias/opencts-dev-digest"
+    # One digest per period: an hour, as CloudTrail; the local stack's FAST mode shortens it.
+    digest_period_s: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,4 +51,16 @@ class Settings:
             login_audit_env=tuple(
                 (name, e[name]) for name in ("SMN_Topic", "RegionName", "IP") if name in e
             ),
+            digest_kms_key=e.get("OPENCTS_DIGEST_KMS_KEY") or f"alias/opencts-{stage}-digest",
+            digest_period_s=_digest_period(e.get("OPENCTS_DIGEST_PERIOD_S", "")),
         )
+
+
+def _digest_period(text: str) -> int:
+    """OPENCTS_DIGEST_PERIOD_S: whole seconds from 1 to 3600 (an hour, the default)."""
+    if not text.strip():
+        return 3600
+    value = int(text)
+    if not 1 <= value <= 3600:
+        raise ValueError(f"OPENCTS_DIGEST_PERIOD_S must be 1-3600 seconds, not {value}")
+    return value

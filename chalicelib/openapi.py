@@ -224,6 +224,32 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "CheckBucketsResponse": _object({"buckets": _array(ANY_OBJECT)}),
+    "CloudTrailError": _object(
+        {"__type": STRING, "message": STRING, "error_code": STRING, "error_msg": STRING}
+    ),
+    "ListPublicKeysRequest": {
+        "type": "object",
+        "properties": {
+            "StartTime": {"type": "number", "minimum": 0, "maximum": 32503679999},
+            "EndTime": {"type": "number", "minimum": 0, "maximum": 32503679999},
+            "NextToken": STRING,
+        },
+        "additionalProperties": False,
+    },
+    "ListPublicKeysResponse": _object(
+        {
+            "PublicKeyList": _array(
+                _object(
+                    {
+                        "Value": STRING,
+                        "ValidityStartTime": {"type": "number"},
+                        "ValidityEndTime": {"type": "number"},
+                        "Fingerprint": STRING,
+                    }
+                )
+            )
+        }
+    ),
     "NotificationOperation": _object(
         {"service_type": STRING, "resource_type": STRING, "trace_names": _array(STRING)}
     ),
@@ -402,6 +428,7 @@ def _paths() -> dict[str, Any]:
     ]
     csv = {"text/csv": {"schema": STRING}}
     return {
+        "/": {"post": _list_public_keys()},
         f"{project}/traces": {
             "get": _operation(
                 "ListTraces",
@@ -576,6 +603,49 @@ def _paths() -> dict[str, Any]:
                 {"200": _json("CheckBucketsResponse")},
                 body="CheckBucketsRequest",
             )
+        },
+    }
+
+
+def _list_public_keys() -> dict[str, Any]:
+    """CloudTrail's JSON 1.1 protocol: POST / named by X-Amz-Target; public, as public keys are
+    (awscli signs with SigV4, which OpenCTS keys do not use), and answered in AWS's error shape
+    (with the CTS fields as well)."""
+    amz_json = "application/x-amz-json-1.1"
+    return {
+        "operationId": "ListPublicKeys",
+        "summary": "The digest signing public keys valid in [StartTime, EndTime] (epoch seconds)",
+        "parameters": [
+            {
+                "name": "X-Amz-Target",
+                "in": "header",
+                "required": True,
+                "schema": {
+                    "type": "string",
+                    "enum": [
+                        "CloudTrail_20131101.ListPublicKeys",
+                        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys",
+                    ],
+                },
+            }
+        ],
+        "requestBody": {
+            "required": False,
+            "content": {amz_json: {"schema": _ref("ListPublicKeysRequest")}},
+        },
+        "responses": {
+            "200": {
+                "description": "OK",
+                "content": {amz_json: {"schema": _ref("ListPublicKeysResponse")}},
+            },
+            "400": {
+                "description": "A CloudTrail client error",
+                "content": {amz_json: {"schema": _ref("CloudTrailError")}},
+            },
+            "4XX": {
+                "description": "A CTS error",
+                "content": {"application/json": {"schema": _ref("Error")}},
+            },
         },
     }
 

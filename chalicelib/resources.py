@@ -118,6 +118,36 @@ def ensure_kms_key(kms: Any, alias: str) -> str:
     return key_id
 
 
+def ensure_digest_key(kms: Any, alias: str) -> str:
+    """The id of the asymmetric signing key behind `alias` (RSA_2048, SIGN_VERIFY), created with
+    the alias when missing; a key id or ARN instead of an alias is only looked up."""
+    try:
+        return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"])
+    except kms.exceptions.NotFoundException:
+        if not alias.startswith("alias/"):
+            raise
+    key_id = _new_digest_key(kms)
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    return key_id
+
+
+def rotate_digest_key(kms: Any, alias: str) -> str:
+    """A new signing key behind `alias`; the old key stays (old digests are verified with it).
+    The next digest run records the new key's validity window."""
+    key_id = _new_digest_key(kms)
+    kms.update_alias(AliasName=alias, TargetKeyId=key_id)
+    return key_id
+
+
+def _new_digest_key(kms: Any) -> str:
+    key_id: str = kms.create_key(
+        Description="OpenCTS: signs digest files",
+        KeyUsage="SIGN_VERIFY",
+        KeySpec="RSA_2048",
+    )["KeyMetadata"]["KeyId"]
+    return key_id
+
+
 def ensure_all(settings: Settings, dynamodb: Any, sqs: Any, s3: Any, kms: Any) -> dict[str, str]:
     """Creates every table, queue, bucket and key of the settings; returns their names, URLs
     and the id of the access keys' KMS key."""
@@ -138,6 +168,8 @@ def ensure_all(settings: Settings, dynamodb: Any, sqs: Any, s3: Any, kms: Any) -
         "keys_kms_key": settings.keys_kms_key,
         "keys_kms_key_id": ensure_kms_key(kms, settings.keys_kms_key),
     }
+    out["digest_kms_key"] = settings.digest_kms_key
+    out["digest_kms_key_id"] = ensure_digest_key(kms, settings.digest_kms_key)
     if settings.export_bucket:
         ensure_bucket(s3, settings.export_bucket, settings.region)
         out["export_bucket"] = settings.export_bucket

@@ -15,6 +15,14 @@ from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import Settings
 from chalicelib.control import DynamoControlTable
 from chalicelib.data_events import DataEventRecorder
+from chalicelib.deliveries import DeliveryLog
+from chalicelib.digests import (
+    ChainHeads,
+    DigestWriter,
+    KmsDigestSigner,
+    PublicKeyRegistry,
+    S3DigestObjects,
+)
 from chalicelib.ingest import Ingestor
 from chalicelib.notification_rules import NotificationMatcher
 from chalicelib.notification_types import Matcher
@@ -42,6 +50,8 @@ class Services:
     # The compiled notification rules of this container (delivery matches stored traces with it).
     matcher: Matcher | None = None
     deliveries: Deliveries | None = None
+    digests: DigestWriter | None = None
+    public_keys: PublicKeyRegistry | None = None
 
 
 def build(
@@ -104,6 +114,24 @@ def build(
         if matcher_factory
         else NotificationMatcher(notification_store, clock)
     )
+    public_keys = PublicKeyRegistry(control)
+
+    def digest_trackers() -> list[Any]:
+        domain = settings.domain_id
+        return [t for p in projects.domain_projects(domain) for t in trackers.trackers(p)]
+
+    digests = DigestWriter(
+        trackers=digest_trackers,
+        deliveries=DeliveryLog(control),
+        heads=ChainHeads(control),
+        keys=public_keys,
+        objects=S3DigestObjects(aws("s3")),
+        signer=KmsDigestSigner(aws("kms"), settings.digest_kms_key),
+        clock=clock,
+        region=settings.region,
+        domain_id=settings.domain_id,
+        period_ms=settings.digest_period_s * 1000,
+    )
     return Services(
         settings,
         api,
@@ -115,4 +143,6 @@ def build(
         notifications=notifications,
         matcher=matcher,
         deliveries=build_deliveries(settings, aws, control, clock, matcher),
+        digests=digests,
+        public_keys=public_keys,
     )

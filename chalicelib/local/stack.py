@@ -63,6 +63,11 @@ REGION = "us-east-1"
 DEMO_PROJECT = "opencts-demo"
 DEMO_DOMAIN = "123456789012"  # moto's account id: the demo domain owns the embedded AWS
 EXPORT_BUCKET = "opencts-local-exports"
+# The demo system tracker's trace files and digests (validation on), and the digest "hour" of
+# --fast mode, so that `opencts validate` has a chain to check within a minute.
+TRACE_BUCKET = "opencts-local-traces"
+TRACE_PREFIX = "opencts"
+FAST_DIGEST_PERIOD_SECONDS = 10
 DEMO_USER_ID = "opencts-demo-user"
 DEMO_USER_NAME = "demo"
 START_TIMEOUT_SECONDS = 15.0
@@ -125,6 +130,7 @@ def local_environment(options: StackOptions, aws_endpoint: str) -> dict[str, str
         "OPENCTS_DOMAIN_ID": options.domain_id,
         "OPENCTS_EXPORT_BUCKET": EXPORT_BUCKET,
         "OPENCTS_CLOUDTRAIL_PROJECT_ID": options.project_id,
+        "OPENCTS_DIGEST_PERIOD_S": str(FAST_DIGEST_PERIOD_SECONDS if options.fast else 3600),
         "POWERTOOLS_SERVICE_NAME": "opencts",
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"),
     }
@@ -273,6 +279,7 @@ class LocalStack:
             policy=FULL_ACCESS,
         )
         self.access_key = {"id": demo_key.key.access_key_id, "secret": demo_key.secret}
+        self.resources.update(enable_demo_validation(setup, o.project_id))
 
         app_module = import_app(o.project_dir)
         app_obj: Chalice = app_module.app
@@ -377,6 +384,32 @@ class LocalStack:
         self._api_thread.start()
         host, port = server.server.server_address[:2]
         self.api_endpoint = f"http://{_url_host(str(host))}:{port}"
+
+
+def enable_demo_validation(setup: Any, project_id: str) -> dict[str, str]:
+    """Digest files (is_support_validate) on the demo project's system tracker, which needs a
+    transfer bucket: created here, and kept when the tracker already has one."""
+    trackers = setup.trackers
+    current = next((t for t in trackers.trackers(project_id) if t.tracker_name == "system"), None)
+    bucket = current.obs_info.bucket_name if current and current.obs_info.bucket_name else ""
+    prefix = current.obs_info.file_prefix_name if bucket and current else TRACE_PREFIX
+    body: dict[str, Any] = {
+        "tracker_type": "system",
+        "tracker_name": "system",
+        "is_support_validate": True,
+    }
+    if not bucket:
+        bucket = TRACE_BUCKET
+        body["obs_info"] = {
+            "bucket_name": bucket,
+            "file_prefix_name": prefix,
+            "is_obs_created": True,
+        }
+    if current is None:
+        trackers.create_tracker(project_id, body)
+    else:
+        trackers.update_tracker(project_id, body)
+    return {"trace_bucket": bucket, "trace_prefix": prefix}
 
 
 def _url_host(host: str) -> str:

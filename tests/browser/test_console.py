@@ -188,3 +188,57 @@ def test_dependent_fields_show_only_when_they_apply(console: Console) -> None:
     expect(tracker).to_be_visible()
     filters.locator("select[name=range]").select_option("custom")
     expect(since).to_be_visible()
+
+
+def test_create_test_disable_and_delete_a_key_event_notification(console: Console) -> None:
+    topic = boto3.client("sns", region_name="us-east-1").create_topic(Name="alerts")["TopicArn"]
+    now = _now_ms()
+    console.report([trace(time=now - 2000, trace_rating="warning")])
+    console.sign_in()
+    console.page.locator("nav a[data-page=notifications]").click()
+    console.page.locator("#notification-create").click()
+    form = console.page.locator("#notification-form")
+    form.locator("input[name=notification_name]").fill("server_changes")
+    form.locator("textarea[name=operations]").fill("ECS ecs createServer,deleteServer")
+    form.locator("input[name=users]").fill("alice")
+    form.locator("input[name=topic_id]").fill(topic)
+    form.locator("textarea[name=rules]").fill("trace_rating = warning")
+    form.locator("button[type=submit]").click()
+
+    row = console.page.locator("#notification-table tr[data-notification=server_changes]")
+    expect(row).to_contain_text("ECS/ecs: createServer, deleteServer")
+    expect(row.locator("td.status")).to_have_text("enabled")
+    console.screenshot("notifications")
+
+    # Test it against the trace on the Trace List (prefilled) and against one that differs.
+    row.locator("button.test").click()
+    tester = console.page.locator("#notification-test")
+    tester.locator("button[type=submit]").click()
+    expect(console.page.locator("#test-result")).to_have_text("Matched: every condition matched")
+    event = tester.locator("textarea[name=event]")
+    event.fill(event.input_value().replace('"warning"', '"normal"'))
+    tester.locator("button[type=submit]").click()
+    expect(console.page.locator("#test-result")).to_contain_text("Not matched: filter")
+    console.screenshot("notification-test")
+
+    row.locator("button.toggle").click()
+    expect(row.locator("td.status")).to_have_text("disabled")
+    stored = console.services.notifications
+    assert stored is not None
+    listed = stored.list_notifications("demo-project", "smn", {})["notifications"]
+    assert [(n["notification_name"], n["status"]) for n in listed] == [
+        ("server_changes", "disabled")
+    ]
+
+    row.locator("button.modify").click()
+    form.locator("input[name=enabled]").check()
+    form.locator("textarea[name=rules]").fill("trace_rating = incident")
+    form.locator("button[type=submit]").click()
+    expect(row.locator("td.status")).to_have_text("enabled")
+    listed = stored.list_notifications("demo-project", "smn", {})["notifications"]
+    assert listed[0]["filter"]["rule"] == ["trace_rating = incident"]
+
+    console.page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("button.delete").click()
+    expect(row).to_have_count(0)
+    assert stored.list_notifications("demo-project", "smn", {})["notifications"] == []

@@ -62,6 +62,8 @@ def _signed_by_transport(document: dict[str, Any]) -> dict[str, Any]:
     return fuzzed
 
 
+# CloudTrail's JSON 1.1 protocol (ListPublicKeys) is JSON under its own media type.
+schemathesis.serializer.alias("application/x-amz-json-1.1", "application/json")
 SCHEMA = schemathesis.openapi.from_dict(_signed_by_transport(DOCUMENT))
 
 
