@@ -9,7 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Request, Response, SQSEvent
+from chalice.app import (
+    Chalice,
+    CloudWatchEvent,
+    ConvertToMiddleware,
+    Rate,
+    Request,
+    Response,
+    SQSEvent,
+)
 
 from chalicelib import permissions, signing
 from chalicelib.access_keys import AccessKey
@@ -35,6 +43,8 @@ logger = Logger(service="opencts")
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
 # Metrics are counted by the EventBridge handlers (data events ignored or recorded).
 app.register_middleware(ConvertToMiddleware(metrics.log_metrics), "cloudwatch")
+# ... and by the scheduled functions (trace files written, transfer failures).
+app.register_middleware(ConvertToMiddleware(metrics.log_metrics), "scheduled")
 
 # The ingest queue's name must be a literal when Chalice packages the app; set
 # OPENCTS_INGEST_QUEUE in the shell that runs `chalice deploy` to change it.
@@ -356,3 +366,10 @@ def cloudtrail_events(event: CloudWatchEvent) -> None:
 )
 def s3_object_events(event: CloudWatchEvent) -> None:
     services().api.report_s3_object_event(event.to_dict())
+
+
+# -- scheduled functions -----------------------------------------------------------------------
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="transfer_cycle")
+def transfer_cycle(event: CloudWatchEvent) -> dict[str, Any]:
+    """The transfer cycle: trace files to S3 and log events to CloudWatch Logs (SPEC 8)."""
+    return services().transfer.run().summary()

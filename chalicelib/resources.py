@@ -30,6 +30,20 @@ def traces_table_definition(name: str) -> dict[str, Any]:
                 "Projection": {"ProjectionType": "ALL"},
             }
         )
+    # The transfer cycle's index (docs/ARCHITECTURE.md, "Transfer"): keys only, so that
+    # re-reading the open slots every cycle costs little; full traces come by BatchGetItem.
+    attributes.append({"AttributeName": keys.RECORD.attribute, "AttributeType": "S"})
+    attributes.append({"AttributeName": keys.RECORD_SORT_KEY, "AttributeType": "S"})
+    indexes.append(
+        {
+            "IndexName": keys.RECORD.name,
+            "KeySchema": [
+                {"AttributeName": keys.RECORD.attribute, "KeyType": "HASH"},
+                {"AttributeName": keys.RECORD_SORT_KEY, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+    )
     return {
         "TableName": name,
         "BillingMode": "PAY_PER_REQUEST",

@@ -15,12 +15,19 @@ from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import Settings
 from chalicelib.control import DynamoControlTable
 from chalicelib.data_events import DataEventRecorder
+from chalicelib.deliveries import DeliveryLog
 from chalicelib.ingest import Ingestor
 from chalicelib.observability import count
 from chalicelib.projects import ProjectRegistry
 from chalicelib.query import TraceFinder
 from chalicelib.store import DynamoTraceTable, TraceStore
 from chalicelib.trackers import S3TransferBuckets, TrackerService
+from chalicelib.transfer import TransferCycle
+from chalicelib.transfer_adapters import (
+    CloudWatchLogSink,
+    DynamoRecordedTraces,
+    S3TraceFileBucket,
+)
 
 EXPORT_URL_SECONDS = 300
 
@@ -34,6 +41,7 @@ class Services:
     trackers: TrackerService
     keys: AccessKeyStore
     clock: Clock
+    transfer: TransferCycle
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Services:
@@ -83,6 +91,25 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         cloudtrail_project_id=settings.cloudtrail_project_id,
         data_events=DataEventRecorder(trackers.watchers, ingestor, count),
     )
+    transfer = TransferCycle(
+        projects=projects,
+        trackers=trackers,
+        recorded=DynamoRecordedTraces(aws("dynamodb"), settings.traces_table),
+        control=control,
+        bucket=S3TraceFileBucket(aws("s3")),
+        logs=CloudWatchLogSink(aws("logs")),
+        deliveries=DeliveryLog(control),
+        clock=clock,
+        region=settings.region,
+        count=count,
+    )
     return Services(
-        settings, api, projects, dead_letter, trackers=trackers, keys=access_keys, clock=clock
+        settings,
+        api,
+        projects,
+        dead_letter,
+        trackers=trackers,
+        keys=access_keys,
+        clock=clock,
+        transfer=transfer,
     )

@@ -37,7 +37,7 @@ def test_bootstrap_is_idempotent_and_prints_the_stage_environment(
     table = ddb.describe_table(TableName="opencts-qa-traces")["Table"]
     assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {
         "by_time", "by_resource_id", "by_trace_name", "by_user", "by_service_resource",
-        "by_service",
+        "by_service", "by_record_time",
     }
     assert table["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
     ttl = ddb.describe_time_to_live(TableName="opencts-qa-traces")["TimeToLiveDescription"]
