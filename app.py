@@ -372,4 +372,6 @@ def s3_object_events(event: CloudWatchEvent) -> None:
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="transfer_cycle")
 def transfer_cycle(event: CloudWatchEvent) -> dict[str, Any]:
     """The transfer cycle: trace files to S3 and log events to CloudWatch Logs (SPEC 8)."""
-    return services().transfer.run().summary()
+    # Chalice types the Lambda context loosely; the real one tells the time left.
+    remaining = getattr(event.context, "get_remaining_time_in_millis", None)
+    return services().transfer.run(remaining if callable(remaining) else None).summary()

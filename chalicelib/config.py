@@ -19,6 +19,8 @@ class Settings:
     cloudtrail_project_id: str
     keys_kms_key: str  # the KMS key (id, ARN or alias) that encrypts access-key secrets
     aws_endpoint: str  # empty on AWS; the embedded AWS (moto) endpoint on the local stack
+    # How long after its record_time a trace is first looked for by the transfer cycle.
+    transfer_settle_ms: int = 30_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -35,4 +37,5 @@ class Settings:
             cloudtrail_project_id=e.get("OPENCTS_CLOUDTRAIL_PROJECT_ID", ""),
             keys_kms_key=e.get("OPENCTS_KEYS_KMS_KEY") or f"alias/opencts-{stage}-keys",
             aws_endpoint=e.get("OPENCTS_AWS_ENDPOINT", ""),
+            transfer_settle_ms=int(e.get("OPENCTS_TRANSFER_SETTLE_MS") or 30_000),
         )

@@ -70,9 +70,13 @@ logger = logging.getLogger("opencts.transfer")
 CYCLE_MS = 5 * 60_000
 SLOT_MS = keys.SLOT_MS
 LATE_WINDOW_MS = 30 * 60_000
+# How long after its record_time a trace is first looked for (Settings.transfer_settle_ms: 30 s
+# on AWS, where a big ingest batch takes seconds to write; 1 s on the local stack). A trace that
+# becomes visible later still gets delivered (read-back); the delay only makes that rare.
 SETTLE_MS = 5_000
 # A Lambda function runs at most 15 minutes: a lease outlives its holder by a minute.
 LEASE_MS = 16 * 60_000
+STOP_BEFORE_END_MS = 60_000
 MAX_SLOTS_PER_RUN = 12 * 24  # a day of slots per tracker per run; a longer backlog continues
 STATE_PK = "XFER#"
 STATE_SK = "STATE"
@@ -127,6 +131,7 @@ class TrackerReport:
     files: int = 0
     traces: int = 0
     log_events: int = 0
+    lag_ms: int = 0  # now - the S3 watermark after the run
     skipped: str = ""  # why the tracker was not run ("leased")
     error: str = ""
 
@@ -134,6 +139,12 @@ class TrackerReport:
 @dataclass
 class CycleReport:
     trackers: list[TrackerReport] = field(default_factory=list)
+    out_of_time: bool = False
+
+    @property
+    def lag_ms(self) -> int:
+        """The oldest S3 watermark's age: how far behind the slowest tracker is."""
+        return max((t.lag_ms for t in self.trackers), default=0)
 
     @property
     def files(self) -> int:
@@ -146,6 +157,7 @@ class CycleReport:
     def summary(self) -> dict[str, Any]:
         return {
             "trackers": len(self.trackers),
+            "out_of_time": self.out_of_time,
             "files": self.files,
             "traces": self.traces,
             "log_events": sum(t.log_events for t in self.trackers),
@@ -203,6 +215,7 @@ class TransferCycle:
     clock: Clock
     region: str
     count: Count = _no_count
+    lag: Callable[[str, float], None] = lambda name, value: None
     settle_ms: int = SETTLE_MS
     max_file_bytes: int = MAX_FILE_BYTES
     max_slots_per_run: int = MAX_SLOTS_PER_RUN
@@ -212,16 +225,29 @@ class TransferCycle:
     after_put: Callable[[str], None] = lambda key: None
 
     # -- the cycle ------------------------------------------------------------------------------
-    def run(self) -> CycleReport:
+    def run(self, time_left_ms: Callable[[], int] | None = None) -> CycleReport:
+        """One cycle over every tracker. `time_left_ms` (the Lambda context's remaining time):
+        trackers not reached while a reserve is left (a quarter of the run's time, at most a
+        minute) wait for the next cycle (nothing is lost, their watermark has not moved)."""
         report = CycleReport()
+        reserve = (
+            min(STOP_BEFORE_END_MS, time_left_ms() // 4) if time_left_ms is not None else 0
+        )
         for project_id in self.projects.project_ids():
             project = self.projects.find(project_id)
             if project is None:
                 continue
             for tracker in self.trackers.trackers(project_id):
+                if time_left_ms is not None and time_left_ms() < reserve:
+                    logger.warning("transfer cycle out of time", extra={"next": project_id})
+                    report.out_of_time = True
+                    break
                 report.trackers.append(self.run_tracker(project, tracker))
-        self.count("TraceFilesWritten", report.files)
-        self.count("TracesTransferred", report.traces)
+        if report.files:
+            self.count("TraceFilesWritten", report.files)
+            self.count("TracesTransferred", report.traces)
+        if report.lag_ms:
+            self.lag("TransferLag", report.lag_ms / 1000)
         return report
 
     def run_tracker(self, project: Project, tracker: Tracker) -> TrackerReport:
@@ -335,7 +361,9 @@ class TransferCycle:
                     self.control.delete(self._pk(tracker), _slot_sk(slot))
                 else:
                     closing = False
+            report.lag_ms = now - int(s3["next_slot"])
         except BucketFailure as e:
+            report.lag_ms = now - int(s3["next_slot"])
             observed = _bucket_detail(e.code) or tracker.bucket_error
             logger.warning(
                 "transfer bucket refused a write",

@@ -17,7 +17,7 @@ from chalicelib.control import DynamoControlTable
 from chalicelib.data_events import DataEventRecorder
 from chalicelib.deliveries import DeliveryLog
 from chalicelib.ingest import Ingestor
-from chalicelib.observability import count
+from chalicelib.observability import count, seconds
 from chalicelib.projects import ProjectRegistry
 from chalicelib.query import TraceFinder
 from chalicelib.store import DynamoTraceTable, TraceStore
@@ -102,6 +102,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         clock=clock,
         region=settings.region,
         count=count,
+        lag=seconds,
+        settle_ms=settings.transfer_settle_ms,
     )
     return Services(
         settings,

@@ -48,8 +48,8 @@ from chalicelib.config import Settings
 from chalicelib.local.driver import FAST_PERIOD_SECONDS, LocalDriver
 from chalicelib.local.state import RUNNING, STATE_DIR, STATE_FILE, STOPPED, write_state
 from chalicelib.permissions import FULL_ACCESS
-from chalicelib.resources import ensure_all
-from chalicelib.wiring import build
+from chalicelib.resources import ensure_all, ensure_bucket
+from chalicelib.wiring import Services, build
 
 logger = logging.getLogger("opencts.local")
 
@@ -59,6 +59,9 @@ REGION = "us-east-1"
 DEMO_PROJECT = "opencts-demo"
 DEMO_DOMAIN = "123456789012"  # moto's account id: the demo domain owns the embedded AWS
 EXPORT_BUCKET = "opencts-local-exports"
+# Where the demo project's system tracker transfers its trace files.
+TRACE_BUCKET = "opencts-local-trace-files"
+TRACE_PREFIX = "opencts"
 DEMO_USER_ID = "opencts-demo-user"
 DEMO_USER_NAME = "demo"
 START_TIMEOUT_SECONDS = 15.0
@@ -119,6 +122,8 @@ def local_environment(options: StackOptions, aws_endpoint: str) -> dict[str, str
         "OPENCTS_DOMAIN_ID": options.domain_id,
         "OPENCTS_EXPORT_BUCKET": EXPORT_BUCKET,
         "OPENCTS_CLOUDTRAIL_PROJECT_ID": options.project_id,
+        # Local traffic is light: look for new traces 1 s after they are recorded.
+        "OPENCTS_TRANSFER_SETTLE_MS": "1000",
         "POWERTOOLS_SERVICE_NAME": "opencts",
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"),
     }
@@ -182,6 +187,7 @@ class LocalStack:
     api_endpoint: str = ""
     resources: dict[str, str] = field(default_factory=dict)
     access_key: dict[str, str] = field(default_factory=dict)
+    transfer: dict[str, str] = field(default_factory=dict)
     driver: LocalDriver | None = None
     _moto: ThreadedMotoServer | None = None
     _api: LocalDevServer | None = None
@@ -216,6 +222,7 @@ class LocalStack:
             policy=FULL_ACCESS,
         )
         self.access_key = {"id": demo_key.key.access_key_id, "secret": demo_key.secret}
+        self.transfer = enable_demo_transfer(setup, self._client("s3"), o)
 
         app_module = import_app(o.project_dir)
         app_obj: Chalice = app_module.app
@@ -258,6 +265,8 @@ class LocalStack:
             "resources": self.resources,
             # The demo key: a throw-away secret for the embedded AWS, kept where the CLI looks.
             "access_key": self.access_key,
+            # Where the transfer cycle writes the demo project's trace files.
+            "transfer": self.transfer,
             "functions": self.driver.describe() if self.driver else [],
             "pid": os.getpid(),
             "started_at": self._started_at,
@@ -318,6 +327,22 @@ class LocalStack:
         self._api_thread.start()
         host, port = server.server.server_address[:2]
         self.api_endpoint = f"http://{_url_host(str(host))}:{port}"
+
+
+def enable_demo_transfer(setup: Services, s3: Any, o: StackOptions) -> dict[str, str]:
+    """Enables CTS for the demo project with transfer to a local bucket (trace files every
+    cycle) and to CloudWatch Logs."""
+    ensure_bucket(s3, TRACE_BUCKET, o.region)
+    setup.trackers.create_tracker(
+        o.project_id,
+        {
+            "tracker_type": "system",
+            "tracker_name": "system",
+            "obs_info": {"bucket_name": TRACE_BUCKET, "file_prefix_name": TRACE_PREFIX},
+            "is_lts_enabled": True,
+        },
+    )
+    return {"bucket": TRACE_BUCKET, "prefix": TRACE_PREFIX, "tracker": "system"}
 
 
 def _url_host(host: str) -> str:

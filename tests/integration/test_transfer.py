@@ -733,3 +733,16 @@ def test_events_cloudwatch_logs_rejects_are_counted() -> None:
         now = time.time_ns() // 1_000_000
         events = [(now - 20 * MS_PER_DAY, "old"), (now, "fine"), (now + 3 * 3_600_000, "new")]
         assert sink.put_events("CTS", "system-trace", events) == 2
+
+
+def test_trackers_not_reached_in_time_wait_for_the_next_cycle(rig: Rig) -> None:
+    _system(rig)
+    ids = rig.report(1)
+    rig.clock.advance(SETTLE)
+    left = iter([900_000, 59_999])  # a minute's reserve out of 15 minutes is gone at once
+    late = rig.cycle().run(time_left_ms=lambda: next(left))
+    assert late.out_of_time
+    assert late.trackers == []
+    left = iter([900_000, 60_000])
+    assert rig.cycle().run(time_left_ms=lambda: next(left)).trackers[0].files == 1
+    _exactly_once(rig, ids)
