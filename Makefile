@@ -31,6 +31,7 @@ unit: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/query_amplification.py
+	$(BIN)/python bench/trace_files.py
 
 clean:
 	rm -rf $(VENV) .opencts .mypy_cache .ruff_cache .pytest_cache
