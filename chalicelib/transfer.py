@@ -453,8 +453,10 @@ class TransferCycle:
             self._put_file(project, tracker, item, layout, trace_file)
             traces += trace_file.count
         count, xor = aggregate(t for t in visible if t not in missing)
+        before = dict(item)
         item.update(hw=upper, count=count, xor=f"{xor:x}", reread=False)
-        self.control.put(item)
+        if built or (item != before and visible):
+            self.control.put(item)  # an idle slot costs no write
         return len(built), traces
 
     def _put_file(
