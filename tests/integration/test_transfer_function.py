@@ -9,6 +9,8 @@ from typing import Any
 
 import boto3
 
+import app as app_module
+from chalicelib.local.driver import LocalDriver
 from chalicelib.clock import FixedClock
 from chalicelib.wiring import Services
 from tests.conftest import PROJECT, trace
@@ -53,3 +55,13 @@ def test_the_scheduled_function_writes_the_trace_files(
     body = s3.get_object(Bucket="audit-files", Key=key)["Body"].read()
     traces = json.loads(gzip.decompress(body))
     assert [t["trace_id"] for t in traces] == [stored["results"][0]["trace_id"]]
+
+
+def test_the_local_driver_fires_it_every_5_minutes_or_every_5_s_when_fast() -> None:
+    def no_client(service: str) -> Any:
+        raise AssertionError(f"no {service} client is needed to plan schedules")
+
+    real = LocalDriver(app_module.app, no_client, "us-east-1")
+    fast = LocalDriver(app_module.app, no_client, "us-east-1", fast=True, fast_period_seconds=5)
+    assert "timer  transfer_cycle rate(5 minutes)" in real.describe()
+    assert "timer  transfer_cycle every 5 s (--fast)" in fast.describe()
