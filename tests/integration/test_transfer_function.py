@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 
 import app as app_module
-from chalicelib.local.driver import LocalDriver
 from chalicelib.clock import FixedClock
+from chalicelib.local.driver import LocalDriver
 from chalicelib.wiring import Services
 from tests.conftest import PROJECT, trace
 
