@@ -120,10 +120,6 @@ class LeaseLost(Exception):
     """Another run took the tracker over (our lease expired): stop without writing."""
 
 
-class Crash(BaseException):
-    """For fault tests: an abrupt end of the run (nothing is cleaned up, the lease stays)."""
-
-
 @dataclass
 class TrackerReport:
     project_id: str

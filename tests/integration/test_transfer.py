@@ -35,7 +35,6 @@ from chalicelib.transfer import (
     LATE_WINDOW_MS,
     LEASE_MS,
     SLOT_MS,
-    Crash,
     TransferCycle,
 )
 from chalicelib.transfer_adapters import (
@@ -54,6 +53,10 @@ from tests.conftest import DOMAIN, NOW_MS, PROJECT, trace
 REGION = "us-east-1"
 BUCKET = "trace-bucket"
 SETTLE = 10_000  # past the cycle's 5 s settle delay
+
+
+class Crash(BaseException):
+    """An abrupt end of the run, as a killed Lambda: nothing is cleaned up, the lease stays."""
 
 
 @dataclass
@@ -746,3 +749,54 @@ def test_trackers_not_reached_in_time_wait_for_the_next_cycle(rig: Rig) -> None:
     left = iter([900_000, 60_000])
     assert rig.cycle().run(time_left_ms=lambda: next(left)).trackers[0].files == 1
     _exactly_once(rig, ids)
+
+
+def test_a_missing_bucket_does_not_hold_lts_back(rig: Rig) -> None:
+    if rig.backend == "moto":
+        rig.clock.current_ms = keys.slot_start(time.time_ns() // 1_000_000)
+    _system(rig, bucket="soon-gone")
+    rig.trackers.update_tracker(
+        PROJECT, {"tracker_type": "system", "tracker_name": "system", "is_lts_enabled": True}
+    )
+    rig.drop_bucket("soon-gone")
+    ids = rig.report(2, time=rig.clock.now_ms() - 1000)
+    rig.clock.advance(SETTLE)
+    rig.run()
+    rig.clock.advance(LATE_WINDOW_MS)
+    report = rig.run()
+    assert report.trackers[0].error == "S3 NoSuchBucket"
+    assert sorted(json.loads(m)["trace_id"] for _, m in rig.log_events()) == sorted(ids)
+
+
+def test_sharded_slots_are_read_in_full(rig: Rig) -> None:
+    _system(rig)
+    rig.projects.set_shards(PROJECT, 4)
+    rig.clock.advance(20 * 60_000)  # the new count is in force 16 minutes after the change
+    ids = rig.report(12, time=rig.clock.now_ms() - 1000)
+    rig.clock.advance(SETTLE)
+    rig.run()
+    shards = {
+        (rig.store.table.get(f"{PROJECT}|{i}") or {})[keys.RECORD.attribute].rsplit("|", 1)[1]
+        for i in ids
+    }
+    assert len(shards) > 1
+    _exactly_once(rig, ids)
+
+
+def test_excluded_kms_data_key_traces_stay_out_of_the_files(rig: Rig) -> None:
+    _system(rig)
+    rig.trackers.update_tracker(
+        PROJECT,
+        {
+            "tracker_type": "system",
+            "tracker_name": "system",
+            "management_event_selector": {"exclude_service": ["KMS"]},
+        },
+    )
+    rig.report(2, service_type="KMS", resource_type="key", trace_name="createDatakey")
+    kept = rig.report(1, service_type="KMS", resource_type="key", trace_name="createKey")
+    rig.clock.advance(SETTLE)
+    rig.run()
+    rig.clock.advance(SLOT_MS)
+    rig.run()
+    _exactly_once(rig, kept)
