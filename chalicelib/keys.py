@@ -23,6 +23,7 @@ of the 5-minute transfer slot of `record_time` (`yyyymmddHHMM`), sort key
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import zlib
@@ -138,6 +139,7 @@ def slot_start(ms: int) -> int:
     return ms - ms % SLOT_MS
 
 
+@functools.lru_cache(maxsize=64)
 def slot_name(start_ms: int) -> str:
     return time.strftime("%Y%m%d%H%M", time.gmtime(start_ms // 1000))
 

@@ -246,7 +246,9 @@ class TraceStore:
             item[index.attribute] = keys.partition_key(project_id, kind, index, day, shard, value)
         record_time = trace["record_time"]
         record_shard = (
-            shard if record_shards is None else keys.shard_of(trace["trace_id"], record_shards)
+            shard
+            if record_shards in (None, shards)
+            else keys.shard_of(trace["trace_id"], record_shards or 1)
         )
         item[keys.RECORD.attribute] = keys.record_partition_key(
             project_id, kind, keys.slot_start(record_time), record_shard
