@@ -800,3 +800,28 @@ def test_excluded_kms_data_key_traces_stay_out_of_the_files(rig: Rig) -> None:
     rig.clock.advance(SLOT_MS)
     rig.run()
     _exactly_once(rig, kept)
+
+
+def test_a_bucket_policy_denying_writes_on_moto_is_a_bucket_policy_error() -> None:
+    with mock_aws():
+        rig = _moto_rig()
+        rig.projects.register(PROJECT, DOMAIN)
+        _system(rig)
+        ids = rig.report(1)
+        deny = {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+                "Resource": f"arn:aws:s3:::{BUCKET}/*",
+            }],
+        }  # fmt: skip
+        rig.s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(deny))
+        rig.clock.advance(SETTLE)
+        # moto answers the denied put with a bare 403 (S3 itself says AccessDenied): both count.
+        assert rig.run().trackers[0].error in ("S3 AccessDenied", "S3 403")
+        assert rig.tracker().bucket_error == "bucketPolicyError"
+        rig.s3.delete_bucket_policy(Bucket=BUCKET)
+        rig.clock.advance(SLOT_MS)
+        rig.run()
+        assert rig.tracker().status == "enabled"
+        _exactly_once(rig, ids)
