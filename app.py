@@ -19,7 +19,7 @@ from chalice.app import (
     SQSEvent,
 )
 
-from chalicelib import permissions, signing
+from chalicelib import console_assets, openapi, permissions, signing
 from chalicelib.access_keys import AccessKey
 from chalicelib.api import Params
 from chalicelib.audit import AUDITED
@@ -34,6 +34,7 @@ from chalicelib.errors import (
     unsupported_media_type,
 )
 from chalicelib.ingest import MAX_BODY_BYTES, parse_json
+from chalicelib.notifications import NotificationService
 from chalicelib.observability import metrics
 from chalicelib.wiring import Services, build
 
@@ -138,6 +139,9 @@ def cts_envelope(event: Request, get_response: Callable[[Request], Response]) ->
         make = _CHALICE_ERRORS.get(response.status_code, internal_error)
         error = make()
         response = Response(error.body(), status_code=error.status, headers=response.headers)
+        if error.status == 405:
+            route = str((event.context or {}).get("resourcePath", ""))
+            response.headers["Allow"] = ", ".join(sorted(app.routes.get(route, {})))
     response.headers["X-Request-Id"] = request_id
     return response
 
@@ -153,6 +157,8 @@ def authenticate(event: Request, get_response: Callable[[Request], Response]) ->
     whose policy allows the operation on the path's project or domain. Registered after
     cts_envelope, so refusals carry X-Request-Id too."""
     route = str((event.context or {}).get("resourcePath", ""))
+    if route in permissions.PUBLIC_ROUTES:
+        return get_response(event)
     try:
         svc = services()
         signed = _signed_request(event, route)
@@ -327,11 +333,79 @@ def delete_resource_tags(project_id: str, resource_type: str, resource_id: str) 
     return Response("", status_code=204)
 
 
+# -- key event notifications ---------------------------------------------------------------------
+def _notifications() -> NotificationService:
+    found = services().notifications
+    assert found is not None
+    return found
+
+
+@app.route("/v3/{project_id}/notifications", methods=["POST"], content_types=["application/json"])
+@cts_errors
+def create_notification(project_id: str) -> Response:
+    return Response(_notifications().create_notification(project_id, _json_body()), status_code=201)
+
+
+@app.route("/v3/{project_id}/notifications", methods=["PUT"], content_types=["application/json"])
+@cts_errors
+def update_notification(project_id: str) -> dict[str, Any]:
+    return _notifications().update_notification(project_id, _json_body())
+
+
+@app.route("/v3/{project_id}/notifications/{notification_type}", methods=["GET"])
+@cts_errors
+def list_notifications(project_id: str, notification_type: str) -> dict[str, Any]:
+    return _notifications().list_notifications(project_id, notification_type, _params())
+
+
+@app.route("/v3/{project_id}/notifications", methods=["DELETE"])
+@cts_errors
+def delete_notifications(project_id: str) -> Response:
+    _notifications().delete_notifications(project_id, _params())
+    return Response("", status_code=204)
+
+
+@app.route(
+    "/v3/{project_id}/notifications/test", methods=["POST"], content_types=["application/json"]
+)
+@cts_errors
+def test_notification(project_id: str) -> dict[str, Any]:
+    return _notifications().test(project_id, _json_body())
+
+
 # API Gateway allows one variable name per path level: {project_id} is the domain id here.
 @app.route("/v3/{project_id}/checkbucket", methods=["POST"], content_types=["application/json"])
 @cts_errors
 def check_obs_buckets(project_id: str) -> dict[str, Any]:
     return services().trackers.check_buckets(project_id, _json_body())
+
+
+# -- the web console (public files; the API calls it makes are signed in the browser) ------------
+@app.route("/console", methods=["GET"])
+def console() -> Response:
+    return _console_file("index.html")
+
+
+@app.route("/console/{asset}", methods=["GET"])
+def console_asset(asset: str) -> Response:
+    return _console_file(asset)
+
+
+def _console_file(name: str) -> Response:
+    found = console_assets.asset(name)
+    if found is None:
+        error = not_found(_request().path)
+        return Response(error.body(), status_code=error.status)
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": found.content_type,
+        **console_assets.SECURITY_HEADERS,
+    }
+    return Response(found.body, status_code=200, headers=headers)
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi_document() -> dict[str, Any]:
+    return openapi.document()
 
 
 # API Gateway answers unknown paths itself with a non-CTS 403; this greedy route is less specific

@@ -324,4 +324,3 @@ class AccessKeyStore:
             )
         except (KeyError, ValueError):
             return None
-

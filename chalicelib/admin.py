@@ -51,15 +51,17 @@ def settings_for(stage: str | None, domain_id: str | None) -> Settings:
         if state is None:
             raise SystemExit("no --stage given and no .opencts/local.json (is `make run` up?)")
         resources = state.get("resources", {})
-        settings = Settings.from_env({
-            "AWS_REGION": state.get("region", "us-east-1"),
-            "OPENCTS_STAGE": state.get("stage", "local"),
-            "OPENCTS_AWS_ENDPOINT": state["aws_endpoint"],
-            "OPENCTS_TRACES_TABLE": resources.get("traces_table", "opencts-local-traces"),
-            "OPENCTS_CONTROL_TABLE": resources.get("control_table", "opencts-local-control"),
-            "OPENCTS_DOMAIN_ID": state.get("domain_id", "123456789012"),
-            "OPENCTS_KEYS_KMS_KEY": resources.get("keys_kms_key", "alias/opencts-local-keys"),
-        })
+        settings = Settings.from_env(
+            {
+                "AWS_REGION": state.get("region", "us-east-1"),
+                "OPENCTS_STAGE": state.get("stage", "local"),
+                "OPENCTS_AWS_ENDPOINT": state["aws_endpoint"],
+                "OPENCTS_TRACES_TABLE": resources.get("traces_table", "opencts-local-traces"),
+                "OPENCTS_CONTROL_TABLE": resources.get("control_table", "opencts-local-control"),
+                "OPENCTS_DOMAIN_ID": state.get("domain_id", "123456789012"),
+                "OPENCTS_KEYS_KMS_KEY": resources.get("keys_kms_key", "alias/opencts-local-keys"),
+            }
+        )
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     if domain_id:
@@ -95,9 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if args.admin_command == "bootstrap":
         if args.export_bucket:
             settings = dataclasses.replace(settings, export_bucket=args.export_bucket)
-        created = ensure_all(
-            settings, aws("dynamodb"), aws("sqs"), aws("s3"), aws("kms")
-        )
+        created = ensure_all(settings, aws("dynamodb"), aws("sqs"), aws("s3"), aws("kms"))
         env = {
             "OPENCTS_TRACES_TABLE": created["traces_table"],
             "OPENCTS_CONTROL_TABLE": created["control_table"],
@@ -109,14 +109,22 @@ def run(args: argparse.Namespace) -> int:
         }
         print(json.dumps({"created": created, "environment_variables": env}, indent=2))
         return 0
-    registry = ProjectRegistry(DynamoControlTable(aws("dynamodb"), settings.control_table),
-                               SystemClock())
+    registry = ProjectRegistry(
+        DynamoControlTable(aws("dynamodb"), settings.control_table), SystemClock()
+    )
     if args.projects_command == "add":
         project = registry.register(args.project_id, settings.domain_id)
     elif args.projects_command == "shards":
         project = registry.set_shards(args.project_id, args.count)
     else:
         project = registry.require(args.project_id)
-    print(json.dumps({"project_id": project.project_id, "domain_id": project.domain_id,
-                      "shard_plan": [list(p) for p in project.shard_plan]}))
+    print(
+        json.dumps(
+            {
+                "project_id": project.project_id,
+                "domain_id": project.domain_id,
+                "shard_plan": [list(p) for p in project.shard_plan],
+            }
+        )
+    )
     return 0

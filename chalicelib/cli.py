@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from chalicelib import admin, archive, keys_cli, signing
+from chalicelib import admin, archive, keys_cli, notifications_cli, signing
 from chalicelib.local.demo import demo_traces
 from chalicelib.local.state import STOPPED, find_state, read_state
 
@@ -690,6 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin.add_parser(commands)
     keys_cli.add_parser(commands)
+    notifications_cli.add_parser(commands, below)
     archived = commands.add_parser(
         "archive", parents=[below], help="find traces of any age in a tracker's trace files"
     )

@@ -94,12 +94,18 @@ def from_cloudtrail(envelope: Mapping[str, Any]) -> ObjectOperation:
     params = detail.get("requestParameters") or {}
     identity = detail.get("userIdentity") or {}
     name = str(identity.get("userName") or str(identity.get("arn", "")).rsplit("/", 1)[-1])
-    user = {k: v for k, v in {
-        "id": str(identity.get("principalId", "")), "name": name,
-        "account_id": str(identity.get("accountId", "")),
-        "access_key_id": str(identity.get("accessKeyId", "")),
-        "principal_urn": str(identity.get("arn", "")), "type": str(identity.get("type", "")),
-    }.items() if v}
+    user = {
+        k: v
+        for k, v in {
+            "id": str(identity.get("principalId", "")),
+            "name": name,
+            "account_id": str(identity.get("accountId", "")),
+            "access_key_id": str(identity.get("accessKeyId", "")),
+            "principal_urn": str(identity.get("arn", "")),
+            "type": str(identity.get("type", "")),
+        }.items()
+        if v
+    }
     extra = detail.get("additionalEventData") or {}
     transferred = extra.get("bytesTransferredIn") or extra.get("bytesTransferredOut")
     operation = str(detail["eventName"])
@@ -110,7 +116,8 @@ def from_cloudtrail(envelope: Mapping[str, Any]) -> ObjectOperation:
         key=str(params.get("key", "")),
         operation=operation,
         time_ms=_ms(str(detail["eventTime"])),
-        access="READ" if detail.get("readOnly") or operation.startswith(READ_OPERATIONS_PREFIXES)
+        access="READ"
+        if detail.get("readOnly") or operation.startswith(READ_OPERATIONS_PREFIXES)
         else "WRITE",
         source_ip=str(detail.get("sourceIPAddress", "")),
         user=user,

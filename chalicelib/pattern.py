@@ -40,7 +40,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
@@ -266,10 +266,24 @@ class _AnythingBut(_Condition):
 @dataclass(frozen=True)
 class _Leaf:
     conditions: tuple[_Condition, ...]
+    # For matching only (explain reads `conditions`): the exact string values as one set, so a
+    # leaf of many names costs one lookup, and the other conditions that can match a value.
+    strings: frozenset[str] = field(init=False, repr=False, compare=False)
+    rest: tuple[_Condition, ...] = field(init=False, repr=False, compare=False)
+    matches_missing: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def matches_missing(self) -> bool:
-        return any(c.matches_missing for c in self.conditions)
+    def __post_init__(self) -> None:
+        exact = {
+            c.value for c in self.conditions if isinstance(c, _Exact) and isinstance(c.value, str)
+        }
+        rest = tuple(
+            c
+            for c in self.conditions
+            if not c.matches_missing and not (isinstance(c, _Exact) and isinstance(c.value, str))
+        )
+        object.__setattr__(self, "strings", frozenset(exact))
+        object.__setattr__(self, "rest", rest)
+        object.__setattr__(self, "matches_missing", any(c.matches_missing for c in self.conditions))
 
     def describe(self) -> str:
         return "[" + ", ".join(c.describe() for c in self.conditions) + "]"
@@ -296,16 +310,15 @@ def _leaf_values(value: Any) -> list[Any]:
 
 
 def _match_leaf(leaf: _Leaf, value: Any) -> bool:
+    if type(value) is str:  # the common case, without building a list of values
+        return value in leaf.strings or any(c.test(value) for c in leaf.rest)
     values = _leaf_values(value)
     if not values:
         return leaf.matches_missing
-    for condition in leaf.conditions:
-        if condition.matches_missing:
-            continue
-        for v in values:
-            if condition.test(v):
-                return True
-    return False
+    strings = leaf.strings
+    if strings and any(isinstance(v, str) and v in strings for v in values):
+        return True
+    return any(condition.test(v) for condition in leaf.rest for v in values)
 
 
 def _match_node(node: _Node, event: Mapping[str, Any]) -> bool:
@@ -388,7 +401,10 @@ class CompiledPattern:
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether ``event`` matches; ``Decimal`` numbers count as the numbers they hold."""
-        return isinstance(event, Mapping) and _match_node(self._root, event)
+        # dict first: an ABC isinstance check costs more than most matches.
+        return (type(event) is dict or isinstance(event, Mapping)) and _match_node(
+            self._root, event
+        )
 
     def explain(self, event: Mapping[str, Any]) -> str | None:
         """``None`` when ``event`` matches, otherwise the first field or condition that failed."""
@@ -403,8 +419,13 @@ class CompiledPattern:
 # ----------------------------------------------------------------------------- validation
 
 
-def compile_pattern(pattern: Mapping[str, Any]) -> CompiledPattern:
-    """Validate ``pattern`` as EventBridge does; raise ``PatternError`` with the reason."""
+def compile_pattern(
+    pattern: Mapping[str, Any], *, max_bytes: int | None = MAX_PATTERN_BYTES
+) -> CompiledPattern:
+    """Validate ``pattern`` as EventBridge does; raise ``PatternError`` with the reason.
+
+    ``max_bytes=None`` lifts the size limit, for patterns OpenCTS builds itself from a CTS rule
+    (1,000 operations do not fit in 4 KB); a user's pattern always keeps the limit."""
     if not isinstance(pattern, Mapping):
         raise PatternError("event pattern must be a JSON object")
     try:
@@ -417,10 +438,8 @@ def compile_pattern(pattern: Mapping[str, Any]) -> CompiledPattern:
     except (TypeError, ValueError) as exc:
         raise PatternError(f"event pattern is not valid JSON: {exc}") from exc
     size = len(encoded.encode("utf-8"))
-    if size > MAX_PATTERN_BYTES:
-        raise PatternError(
-            f"event pattern is too large: {size} bytes, at most {MAX_PATTERN_BYTES} allowed"
-        )
+    if max_bytes is not None and size > max_bytes:
+        raise PatternError(f"event pattern is too large: {size} bytes, at most {max_bytes} allowed")
     if not pattern:
         raise PatternError("event pattern must not be empty")
     return CompiledPattern(_compile_node(pattern, "", 0), pattern)

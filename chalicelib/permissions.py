@@ -103,9 +103,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v3/{project_id}/user-resources"): Operation(
         "ListUserResources", "cts:trace:listTraceUser"
     ),
-    ("GET", "/v3/{project_id}/operations"): Operation(
-        "ListOperations", "cts:trace:listOperation"
-    ),
+    ("GET", "/v3/{project_id}/operations"): Operation("ListOperations", "cts:trace:listOperation"),
     ("POST", "/v3/{project_id}/{resource_type}/{resource_id}/tags/create"): Operation(
         "BatchCreateResourceTags", "cts:tag:create"
     ),
@@ -123,6 +121,9 @@ ACTIONS: frozenset[str] = frozenset(op.action for op in OPERATIONS.values())
 
 # Routes that serve no operation: the greedy route that answers unknown paths with CTS.0009.
 CATCH_ALL_ROUTES = frozenset({"/{proxy+}"})
+# Routes anyone may GET without a signature: the web console's own files (its API calls are
+# signed in the browser like any other client's) and the API's OpenAPI document.
+PUBLIC_ROUTES = frozenset({"/console", "/console/{asset}", "/openapi.json"})
 
 _READ_ONLY_ACTIONS = frozenset(
     {

@@ -42,7 +42,8 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 200
 DEFAULT_WINDOW_MS = MS_PER_HOUR
 MAX_FILTER_LEN = 2048
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters, and U+FFFD: what invalid UTF-8 in a query string is decoded to.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\ufffd]")
 
 # Filter parameters and the trace attribute each one compares, in the order an index is chosen.
 FILTER_PATHS: dict[str, tuple[str, ...]] = {
@@ -136,12 +137,18 @@ def parse_query(params: Mapping[str, Sequence[str]], now_ms: int) -> TraceQuery:
         if value is None or value == "":
             continue
         if len(value) > MAX_FILTER_LEN or _CONTROL_RE.search(value):
-            raise invalid_parameter(name, f"must be at most {MAX_FILTER_LEN} printable characters")
+            raise invalid_parameter(
+                name, f"must be at most {MAX_FILTER_LEN} printable characters of valid UTF-8"
+            )
         filters[name] = value
     if "trace_rating" in filters and filters["trace_rating"] not in RATINGS:
         raise invalid_parameter("trace_rating", "must be one of normal, warning, incident")
 
     trace_id = _single(params, "trace_id") or None
+    if trace_id is not None and (len(trace_id) > MAX_FILTER_LEN or _CONTROL_RE.search(trace_id)):
+        raise invalid_parameter(
+            "trace_id", f"must be at most {MAX_FILTER_LEN} printable characters"
+        )
     from_text, to_text = _single(params, "from"), _single(params, "to")
     to_ms = now_ms if to_text is None else _int("to", to_text, 0, 2**53)
     from_ms = to_ms - DEFAULT_WINDOW_MS if from_text is None else _int("from", from_text, 0, 2**53)

@@ -150,9 +150,7 @@ def ensure_kms_key(kms: Any, alias: str) -> str:
     return key_id
 
 
-def ensure_all(
-    settings: Settings, dynamodb: Any, sqs: Any, s3: Any, kms: Any
-) -> dict[str, str]:
+def ensure_all(settings: Settings, dynamodb: Any, sqs: Any, s3: Any, kms: Any) -> dict[str, str]:
     """Creates every table, queue, bucket and key of the settings; returns their names, URLs
     and the id of the access keys' KMS key."""
     ensure_table(dynamodb, traces_table_definition(settings.traces_table))

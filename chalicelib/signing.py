@@ -183,9 +183,7 @@ def _parse_date(text: str) -> int | None:
 
 
 # -- verify ----------------------------------------------------------------------------------------
-def verify(
-    request: SignedRequest, secret_lookup: Callable[[str], str | None], now_ms: int
-) -> str:
+def verify(request: SignedRequest, secret_lookup: Callable[[str], str | None], now_ms: int) -> str:
     """The access key id that signed the request, or NotAuthenticated (401).
 
     `secret_lookup` answers an access key id with its secret, or None when the key is unknown or

@@ -31,10 +31,15 @@ Filter = tuple[tuple[str, ...], str]
 BATCH_WRITE_MAX = 25
 BATCH_GET_MAX = 100
 # Errors after which the same request may succeed later: treated like unprocessed items.
-RETRYABLE_ERRORS = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "InternalServerError", "ServiceUnavailable",
-})
+RETRYABLE_ERRORS = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
 
 
 def _retryable(error: ClientError) -> bool:

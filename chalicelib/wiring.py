@@ -17,6 +17,8 @@ from chalicelib.control import DynamoControlTable
 from chalicelib.data_events import DataEventRecorder
 from chalicelib.deliveries import DeliveryLog
 from chalicelib.ingest import Ingestor
+from chalicelib.notification_rules import NotificationMatcher
+from chalicelib.notifications import NotificationService, NotificationStore
 from chalicelib.observability import count, seconds
 from chalicelib.projects import ProjectRegistry
 from chalicelib.query import TraceFinder
@@ -42,6 +44,9 @@ class Services:
     keys: AccessKeyStore
     clock: Clock
     transfer: TransferCycle
+    notifications: NotificationService | None = None
+    # The compiled notification rules of this container (delivery matches stored traces with it).
+    matcher: NotificationMatcher | None = None
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Services:
@@ -72,7 +77,12 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
             raise RuntimeError("no dead-letter queue configured (OPENCTS_INGEST_DLQ_URL)")
         aws("sqs").send_message(QueueUrl=settings.ingest_dlq_url, MessageBody=json.dumps(record))
 
+    notification_store = NotificationStore(control)
+    notifications = NotificationService(
+        notification_store, projects, clock, finder=TraceFinder(store)
+    )
     trackers = TrackerService(
+        notification_count=notifications.count,
         table=control,
         buckets=S3TransferBuckets(aws("s3"), settings.region),
         projects=projects,
@@ -114,4 +124,6 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         keys=access_keys,
         clock=clock,
         transfer=transfer,
+        notifications=notifications,
+        matcher=NotificationMatcher(notification_store, clock),
     )

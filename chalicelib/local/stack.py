@@ -26,6 +26,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -38,6 +39,7 @@ from chalice.local import (
     ChaliceRequestHandler,
     LocalChalice,
     LocalDevServer,
+    RouteMatcher,
     create_local_server,
 )
 from moto.server import ThreadedMotoServer
@@ -45,6 +47,7 @@ from moto.server import ThreadedMotoServer
 from chalicelib.access_keys import KeyUser
 from chalicelib.aws import client
 from chalicelib.config import Settings
+from chalicelib.errors import method_not_allowed
 from chalicelib.local.driver import FAST_PERIOD_SECONDS, LocalDriver
 from chalicelib.local.state import RUNNING, STATE_DIR, STATE_FILE, STOPPED, write_state
 from chalicelib.permissions import FULL_ACCESS
@@ -146,7 +149,53 @@ def chalice_config(project_dir: Path, app_obj: Chalice) -> Config:
     )
 
 
-class _QuietRequestHandler(ChaliceRequestHandler):
+MAX_REFUSED_BODY = 16 * 1024 * 1024
+
+
+class _RequestHandler(ChaliceRequestHandler):
+    """Chalice's handler, plus a CTS 405 for the methods it does not implement (TRACE, CONNECT,
+    anything else): the standard library would answer those with an HTML 501."""
+
+    def __init__(
+        self,
+        request: bytes,
+        client_address: tuple[str, int],
+        server: Any,
+        app_object: Chalice,
+        config: Config,
+    ) -> None:
+        self.app_routes = app_object.routes
+        super().__init__(request, client_address, server, app_object, config)
+
+    def _refuse_method(self) -> None:
+        # Whatever body came with it is read and dropped, and the connection closed, so that it is
+        # never taken for the next request on the connection.
+        length = self.headers.get("Content-Length", "0")
+        if length.isdigit() and int(length) <= MAX_REFUSED_BODY:
+            self.rfile.read(int(length))
+        self.close_connection = True
+        error = method_not_allowed(self.command[:16])
+        body = json.dumps(error.body()).encode()
+        self.send_response(error.status)
+        try:
+            route = RouteMatcher(list(self.app_routes)).match_route(self.path).route
+        except ValueError:
+            route = ""
+        self.send_header("Allow", ", ".join(sorted(self.app_routes.get(route, {}))))
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Request-Id", str(uuid.uuid4()))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("do_"):
+            return self._refuse_method
+        raise AttributeError(name)
+
+
+class _QuietRequestHandler(_RequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """No access log: for tests, whose stderr is the CLI's."""
 
@@ -163,10 +212,10 @@ def make_api_server(
         server = LocalDevServer(app_obj, config, host, port)
     else:
         server = create_local_server(app_obj, config, host, port)
-    if not access_log:
-        server.server.RequestHandlerClass = functools.partial(
-            _QuietRequestHandler, app_object=app_obj, config=config
-        )
+    handler = _RequestHandler if access_log else _QuietRequestHandler
+    server.server.RequestHandlerClass = functools.partial(
+        handler, app_object=app_obj, config=config
+    )
     return server
 
 
@@ -357,6 +406,7 @@ def banner(state: dict[str, Any], state_file: Path) -> str:
     return f"""
 OpenCTS local stack is up (stage {state["stage"]}, fast schedules {fast})
   API             {state["api_endpoint"]}
+  web console     {state["api_endpoint"]}/console  (sign in with the demo key below)
   embedded AWS    {state["aws_endpoint"]}  (moto; any credentials, region {state["region"]})
   demo project    {project}  (domain {state["domain_id"]})
   demo access key {key.get("id", "-")}  (CTS FullAccess on {project})

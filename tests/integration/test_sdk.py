@@ -2,7 +2,7 @@
 
 The app runs on Chalice's local server on an ephemeral port, with moto in this process as AWS;
 the SDK signs its requests with a real access key (SDK-HMAC-SHA256) and reads our responses
-with its own models. Notification operations are not wired yet, so they are not here.
+with its own models.
 """
 
 from __future__ import annotations
@@ -21,18 +21,27 @@ from huaweicloudsdkcts.v3 import (
     BatchCreateResourceTagsRequestBody,
     BatchDeleteResourceTagsRequest,
     BatchDeleteResourceTagsRequestBody,
+    CreateNotificationRequest,
+    CreateNotificationRequestBody,
     CreateTrackerRequest,
     CreateTrackerRequestBody,
     CtsClient,
+    DeleteNotificationRequest,
     DeleteTrackerRequest,
+    Filter,
+    ListNotificationsRequest,
     ListOperationsRequest,
     ListQuotasRequest,
     ListTraceResourcesRequest,
     ListTracesRequest,
     ListTrackersRequest,
     ListUserResourcesRequest,
+    NotificationUsers,
+    Operations,
     Tags,
     TrackerObsInfo,
+    UpdateNotificationRequest,
+    UpdateNotificationRequestBody,
     UpdateTrackerRequest,
     UpdateTrackerRequestBody,
 )
@@ -235,3 +244,64 @@ def test_trackers_quotas_and_tags_through_the_sdk(client: Any) -> None:
     assert caught.value.error_code == "CTS.1101"
     client.delete_tracker(DeleteTrackerRequest(tracker_name="system", tracker_type="system"))
     assert client.list_trackers(ListTrackersRequest()).trackers == []
+
+
+def test_notifications_through_the_sdk(client: Any) -> None:
+    topic = "arn:aws:sns:us-east-1:123456789012:alerts"
+    created = client.create_notification(
+        CreateNotificationRequest(
+            body=CreateNotificationRequestBody(
+                notification_name="sdk_deletes",
+                operation_type="customized",
+                operations=[
+                    Operations(
+                        service_type="ECS", resource_type="ecs", trace_names=["deleteServer"]
+                    )
+                ],
+                notify_user_list=[NotificationUsers(user_group="admins", user_list=["alice"])],
+                topic_id=topic,
+                filter=Filter(condition="OR", is_support_filter=True, rule=["code = 200"]),
+            )
+        )
+    )
+    assert (created.notification_type, created.status) == ("smn", "enabled")
+    assert created.operations[0].trace_names == ["deleteServer"]
+    assert created.filter.rule == ["code = 200"]
+
+    listed = client.list_notifications(
+        ListNotificationsRequest(notification_type="smn", notification_name="sdk_deletes")
+    )
+    assert [n.notification_id for n in listed.notifications] == [created.notification_id]
+    assert listed.notifications[0].notify_user_list[0].user_list == ["alice"]
+
+    updated = client.update_notification(
+        UpdateNotificationRequest(
+            body=UpdateNotificationRequestBody(
+                notification_id=created.notification_id,
+                notification_name="sdk_all",
+                operation_type="complete",
+                status="disabled",
+                topic_id=topic,
+            )
+        )
+    )
+    assert (updated.notification_name, updated.status) == ("sdk_all", "disabled")
+
+    with pytest.raises(ClientRequestException) as refused:
+        client.create_notification(
+            CreateNotificationRequest(
+                body=CreateNotificationRequestBody(
+                    notification_name="bad-name", operation_type="complete"
+                )
+            )
+        )
+    assert refused.value.status_code == 400
+    assert refused.value.error_code == "CTS.1203"
+
+    client.delete_notification(DeleteNotificationRequest(notification_id=created.notification_id))
+    assert (
+        client.list_notifications(ListNotificationsRequest(notification_type="smn")).notifications
+        == []
+    )
+    quotas = {q.type: q for q in client.list_quotas(ListQuotasRequest()).resources}
+    assert (quotas["smn_notification"].used, quotas["smn_notification"].quota) == (0, 100)
