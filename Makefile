@@ -44,6 +44,7 @@ bench: install awscli
 	$(BIN)/python bench/matching.py
 	$(BIN)/python bench/notify_latency.py
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/trace_files.py
 
 clean:
 	rm -rf $(VENV) $(AWSCLI_VENV) .opencts .mypy_cache .ruff_cache .pytest_cache

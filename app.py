@@ -48,6 +48,8 @@ logger = Logger(service="opencts")
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
 # Metrics are counted by the EventBridge handlers (data events ignored or recorded).
 app.register_middleware(ConvertToMiddleware(metrics.log_metrics), "cloudwatch")
+# ... and by the scheduled functions (trace files written, transfer failures).
+app.register_middleware(ConvertToMiddleware(metrics.log_metrics), "scheduled")
 
 # The ingest queue's name must be a literal when Chalice packages the app; set
 # OPENCTS_INGEST_QUEUE in the shell that runs `chalice deploy` to change it.
@@ -511,3 +513,12 @@ def _deliveries() -> Deliveries:
     deliveries = services().deliveries
     assert deliveries is not None, "wiring.build() always builds the deliveries"
     return deliveries
+
+
+# -- scheduled functions -----------------------------------------------------------------------
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="transfer_cycle")
+def transfer_cycle(event: CloudWatchEvent) -> dict[str, Any]:
+    """The transfer cycle: trace files to S3 and log events to CloudWatch Logs (SPEC 8)."""
+    # Chalice types the Lambda context loosely; the real one tells the time left.
+    remaining = getattr(event.context, "get_remaining_time_in_millis", None)
+    return services().transfer.run(remaining if callable(remaining) else None).summary()

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from chalicelib import admin, keys_cli, notifications_cli, signing, validate_cli
+from chalicelib import admin, archive, keys_cli, notifications_cli, signing, validate_cli
 from chalicelib.local.demo import demo_traces
 from chalicelib.local.state import STOPPED, find_state, read_state
 
@@ -582,6 +582,27 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if totals.ok else EXIT_FAILED
 
 
+# -- archive -------------------------------------------------------------------------------------
+def cmd_archive(args: argparse.Namespace, out: TextIO) -> int:
+    """Operator command (AWS credentials, like `admin`): see chalicelib/archive.py."""
+    now = now_ms()
+    if not args.from_time:
+        raise UsageError("give --from (and --to, default now): the window to search")
+    window = (parse_time(args.from_time, now), parse_time(args.to_time or str(now), now))
+    project = getattr(args, "project", None) or os.environ.get("OPENCTS_PROJECT", "")
+    state_path = find_state()
+    if not project and state_path is not None:
+        project = str(read_state(state_path).get("project_id", ""))
+    if not project:
+        raise UsageError("no project: pass --project, set OPENCTS_PROJECT, or start the stack")
+    params = {name: str(getattr(args, name, None) or "") for _f, name, _h in FILTERS}
+    try:
+        result = archive.search_tracker_files(args, project, params, window, now)
+    except archive.ArchiveError as e:
+        raise CliError(str(e)) from None
+    return archive.print_result(result, args.output, out, format_traces)
+
+
 # -- arguments -------------------------------------------------------------------------------------
 def _add_filters(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("filters (ANDed; default window: the last hour)")
@@ -671,6 +692,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys_cli.add_parser(commands)
     notifications_cli.add_parser(commands, below)
     validate_cli.add_parser(commands)
+    archived = commands.add_parser(
+        "archive", parents=[below], help="find traces of any age in a tracker's trace files"
+    )
+    archive.add_arguments(archived)
+    _add_filters(archived)
+    _output(archived)
+    archived.set_defaults(run=cmd_archive)
     return parser
 
 

@@ -29,6 +29,8 @@ class Settings:
     digest_kms_key: str = "alias/opencts-dev-digest"
     # One digest per period: an hour, as CloudTrail; the local stack's FAST mode shortens it.
     digest_period_s: int = 3600
+    # How long after its record_time a trace is first looked for by the transfer cycle.
+    transfer_settle_ms: int = 30_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +55,7 @@ class Settings:
             ),
             digest_kms_key=e.get("OPENCTS_DIGEST_KMS_KEY") or f"alias/opencts-{stage}-digest",
             digest_period_s=_digest_period(e.get("OPENCTS_DIGEST_PERIOD_S", "")),
+            transfer_settle_ms=int(e.get("OPENCTS_TRANSFER_SETTLE_MS") or 30_000),
         )
 
 

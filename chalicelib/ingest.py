@@ -121,7 +121,8 @@ class Ingestor:
                 results[i] = TraceResult(i, trace["trace_id"], "duplicate")
             else:
                 shards = project.shards_at(trace["time"])
-                items.append(TraceStore.to_item(project_id, trace, shards))
+                record_shards = project.shards_at(trace["record_time"])
+                items.append(TraceStore.to_item(project_id, trace, shards, record_shards))
         failed = self.store.put_new(items)
         stored: list[Trace] = []
         for pk, (i, trace) in candidates.items():

@@ -14,10 +14,16 @@ is `<project>|<kind>|<dim>|<day>|<shard>|<value>` and whose sort key is
   touch only the days inside it, newest first.
 - `shard` spreads a hot project's writes over several partitions (write sharding); its count is
   per project and recorded with the time it took effect, so readers know which shards exist.
+
+One more index, `by_record_time` (keys only), serves the transfer cycle, which reads traces by the
+time they were RECORDED: partition `<project>|<kind>|r|<slot>|<shard>` where `slot` is the start
+of the 5-minute transfer slot of `record_time` (`yyyymmddHHMM`), sort key
+`r_sk = <record_time:013d>|<trace_id>`. Every trace belongs to exactly one tracker (its `kind`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import zlib
@@ -49,6 +55,11 @@ SERVICE_RESOURCE = Index("by_service_resource", "sr", "sr_pk")
 SERVICE = Index("by_service", "st", "st_pk")
 INDEXES = (TIME, RESOURCE_ID, TRACE_NAME, USER, SERVICE_RESOURCE, SERVICE)
 SORT_KEY = "t_sk"
+
+# The transfer cycle's index: by record time, per 5-minute slot (keys only).
+RECORD = Index("by_record_time", "r", "r_pk")
+RECORD_SORT_KEY = "r_sk"
+SLOT_MS = 5 * 60_000
 
 
 def base_key(project_id: str, trace_id: str) -> str:
@@ -121,3 +132,27 @@ def index_values(trace: Mapping[str, Any]) -> Iterator[tuple[Index, str]]:
         yield USER, user_name
     yield SERVICE_RESOURCE, f"{trace['service_type']}{SEP}{trace['resource_type']}"
     yield SERVICE, trace["service_type"]
+
+
+def slot_start(ms: int) -> int:
+    """The start of the 5-minute transfer slot holding `ms`."""
+    return ms - ms % SLOT_MS
+
+
+@functools.lru_cache(maxsize=64)
+def slot_name(start_ms: int) -> str:
+    return time.strftime("%Y%m%d%H%M", time.gmtime(start_ms // 1000))
+
+
+def record_partition_key(project_id: str, kind: str, slot_start_ms: int, shard: int) -> str:
+    return SEP.join((project_id, kind, RECORD.dim, slot_name(slot_start_ms), str(shard)))
+
+
+def record_sort_key(record_time_ms: int, trace_id: str) -> str:
+    return f"{record_time_ms:013d}{SEP}{trace_id}"
+
+
+def parse_record_sort_key(sk: str) -> tuple[int, str]:
+    """(record_time, trace_id) of a `by_record_time` sort key."""
+    record_time, _, trace_id = sk.partition(SEP)
+    return int(record_time), trace_id

@@ -11,3 +11,7 @@ metrics = Metrics(namespace="OpenCTS", service="opencts")
 
 def count(name: str, value: int) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def seconds(name: str, value: float) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Seconds, value=value)

@@ -21,6 +21,8 @@ from chalicelib.errors import invalid_parameter, project_not_found
 from chalicelib.model import MAX_FUTURE_SKEW_MS, check_project_id
 
 CACHE_MS = 60_000
+# Every registered project, one item each (read by the transfer cycle once a run).
+PROJECTS_PK = "PROJECTS"
 MAX_SHARDS = 64
 
 
@@ -38,7 +40,11 @@ class Project:
         return count
 
     def shards_for_day(self, day_start_ms: int) -> int:
-        day_end = day_start_ms + MS_PER_DAY
+        return self.shards_between(day_start_ms, day_start_ms + MS_PER_DAY)
+
+    def shards_between(self, start_ms: int, end_ms: int) -> int:
+        """The largest count in force at any moment of [start_ms, end_ms)."""
+        day_start_ms, day_end = start_ms, end_ms
         best = 1
         for i, (since, n) in enumerate(self.shard_plan):
             until = self.shard_plan[i + 1][0] if i + 1 < len(self.shard_plan) else None
@@ -93,6 +99,7 @@ class ProjectRegistry:
             }
         )
         self.table.put({"pk": f"DOMAIN#{domain_id}", "sk": f"PROJECT#{project_id}"})
+        self.table.put({"pk": PROJECTS_PK, "sk": project_id, "domain_id": domain_id})
         self._cache.pop(project_id, None)
         return self.require(project_id)
 
@@ -119,3 +126,7 @@ class ProjectRegistry:
 
     def domain_projects(self, domain_id: str) -> list[str]:
         return [i["sk"].removeprefix("PROJECT#") for i in self.table.query(f"DOMAIN#{domain_id}")]
+
+    def project_ids(self) -> list[str]:
+        """Every registered project (one Query), in id order."""
+        return [str(i["sk"]) for i in self.table.query(PROJECTS_PK)]

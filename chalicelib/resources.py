@@ -30,6 +30,20 @@ def traces_table_definition(name: str) -> dict[str, Any]:
                 "Projection": {"ProjectionType": "ALL"},
             }
         )
+    # The transfer cycle's index (docs/ARCHITECTURE.md, "Transfer"): keys only, so that
+    # re-reading the open slots every cycle costs little; full traces come by BatchGetItem.
+    attributes.append({"AttributeName": keys.RECORD.attribute, "AttributeType": "S"})
+    attributes.append({"AttributeName": keys.RECORD_SORT_KEY, "AttributeType": "S"})
+    indexes.append(
+        {
+            "IndexName": keys.RECORD.name,
+            "KeySchema": [
+                {"AttributeName": keys.RECORD.attribute, "KeyType": "HASH"},
+                {"AttributeName": keys.RECORD_SORT_KEY, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+    )
     return {
         "TableName": name,
         "BillingMode": "PAY_PER_REQUEST",
@@ -58,7 +72,8 @@ def control_table_definition(name: str) -> dict[str, Any]:
 def ensure_table(dynamodb: Any, definition: dict[str, Any]) -> None:
     name = definition["TableName"]
     try:
-        dynamodb.describe_table(TableName=name)
+        table = dynamodb.describe_table(TableName=name)["Table"]
+        add_missing_indexes(dynamodb, definition, table)
         return
     except dynamodb.exceptions.ResourceNotFoundException:
         pass
@@ -68,6 +83,23 @@ def ensure_table(dynamodb: Any, definition: dict[str, Any]) -> None:
         TableName=name,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
     )
+
+
+def add_missing_indexes(dynamodb: Any, definition: dict[str, Any], table: dict[str, Any]) -> None:
+    """An existing table gets the indexes a newer definition adds (e.g. `by_record_time`),
+    one per UpdateTable call as DynamoDB requires; DynamoDB backfills them from the items."""
+    present = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
+    attributes = {a["AttributeName"]: a for a in definition["AttributeDefinitions"]}
+    for index in definition.get("GlobalSecondaryIndexes", []):
+        if index["IndexName"] in present:
+            continue
+        used = [attributes[k["AttributeName"]] for k in index["KeySchema"]]
+        dynamodb.update_table(
+            TableName=definition["TableName"],
+            AttributeDefinitions=used,
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
+        dynamodb.get_waiter("table_exists").wait(TableName=definition["TableName"])
 
 
 def ensure_queue(sqs: Any, name: str, dead_letter_arn: str | None = None) -> str:

@@ -235,7 +235,11 @@ class TraceStore:
     max_attempts: int = 8
 
     @staticmethod
-    def to_item(project_id: str, trace: Trace, shards: int) -> Item:
+    def to_item(
+        project_id: str, trace: Trace, shards: int, record_shards: int | None = None
+    ) -> Item:
+        """`shards`: the count in force at the trace's `time`; `record_shards`: at its
+        `record_time` (for the transfer cycle's index; default `shards`)."""
         item: Item = {"pk": keys.base_key(project_id, trace["trace_id"]), "project_id": project_id}
         item.update(trace)
         item["expires_at"] = (trace["record_time"] + RETENTION_MS) // 1000
@@ -245,6 +249,16 @@ class TraceStore:
         item[keys.SORT_KEY] = keys.sort_key(trace["time"], trace["trace_id"])
         for index, value in keys.index_values(trace):
             item[index.attribute] = keys.partition_key(project_id, kind, index, day, shard, value)
+        record_time = trace["record_time"]
+        record_shard = (
+            shard
+            if record_shards in (None, shards)
+            else keys.shard_of(trace["trace_id"], record_shards or 1)
+        )
+        item[keys.RECORD.attribute] = keys.record_partition_key(
+            project_id, kind, keys.slot_start(record_time), record_shard
+        )
+        item[keys.RECORD_SORT_KEY] = keys.record_sort_key(record_time, trace["trace_id"])
         return item
 
     @staticmethod

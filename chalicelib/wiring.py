@@ -28,11 +28,17 @@ from chalicelib.notification_rules import NotificationMatcher
 from chalicelib.notification_types import Matcher
 from chalicelib.notification_wiring import Deliveries, MatcherFactory, build_deliveries
 from chalicelib.notifications import NotificationService, NotificationStore
-from chalicelib.observability import count
+from chalicelib.observability import count, seconds
 from chalicelib.projects import ProjectRegistry
 from chalicelib.query import TraceFinder
 from chalicelib.store import DynamoTraceTable, TraceStore
 from chalicelib.trackers import S3TransferBuckets, TrackerService
+from chalicelib.transfer import TransferCycle
+from chalicelib.transfer_adapters import (
+    CloudWatchLogSink,
+    DynamoRecordedTraces,
+    S3TraceFileBucket,
+)
 
 EXPORT_URL_SECONDS = 300
 
@@ -46,6 +52,7 @@ class Services:
     trackers: TrackerService
     keys: AccessKeyStore
     clock: Clock
+    transfer: TransferCycle
     notifications: NotificationService | None = None
     # The compiled notification rules of this container (delivery matches stored traces with it).
     matcher: Matcher | None = None
@@ -132,6 +139,20 @@ def build(
         domain_id=settings.domain_id,
         period_ms=settings.digest_period_s * 1000,
     )
+    transfer = TransferCycle(
+        projects=projects,
+        trackers=trackers,
+        recorded=DynamoRecordedTraces(aws("dynamodb"), settings.traces_table),
+        control=control,
+        bucket=S3TraceFileBucket(aws("s3")),
+        logs=CloudWatchLogSink(aws("logs")),
+        deliveries=DeliveryLog(control),
+        clock=clock,
+        region=settings.region,
+        count=count,
+        lag=seconds,
+        settle_ms=settings.transfer_settle_ms,
+    )
     return Services(
         settings,
         api,
@@ -140,6 +161,7 @@ def build(
         trackers=trackers,
         keys=access_keys,
         clock=clock,
+        transfer=transfer,
         notifications=notifications,
         matcher=matcher,
         deliveries=build_deliveries(settings, aws, control, clock, matcher),

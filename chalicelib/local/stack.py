@@ -52,8 +52,8 @@ from chalicelib.local.driver import FAST_PERIOD_SECONDS, LocalDriver
 from chalicelib.local.notifications import ensure_local_subscriber, login_audit_environment
 from chalicelib.local.state import RUNNING, STATE_DIR, STATE_FILE, STOPPED, write_state
 from chalicelib.permissions import FULL_ACCESS
-from chalicelib.resources import ensure_all
-from chalicelib.wiring import build
+from chalicelib.resources import ensure_all, ensure_bucket
+from chalicelib.wiring import Services, build
 
 logger = logging.getLogger("opencts.local")
 
@@ -63,9 +63,10 @@ REGION = "us-east-1"
 DEMO_PROJECT = "opencts-demo"
 DEMO_DOMAIN = "123456789012"  # moto's account id: the demo domain owns the embedded AWS
 EXPORT_BUCKET = "opencts-local-exports"
-# The demo system tracker's trace files and digests (validation on), and the digest "hour" of
-# --fast mode, so that `opencts validate` has a chain to check within a minute.
-TRACE_BUCKET = "opencts-local-traces"
+# Where the demo project's system tracker transfers its trace files (and digests: validation
+# is on), and the digest "hour" of --fast mode, so that `opencts validate` has a chain to check
+# within a minute.
+TRACE_BUCKET = "opencts-local-trace-files"
 TRACE_PREFIX = "opencts"
 FAST_DIGEST_PERIOD_SECONDS = 10
 DEMO_USER_ID = "opencts-demo-user"
@@ -131,6 +132,8 @@ def local_environment(options: StackOptions, aws_endpoint: str) -> dict[str, str
         "OPENCTS_EXPORT_BUCKET": EXPORT_BUCKET,
         "OPENCTS_CLOUDTRAIL_PROJECT_ID": options.project_id,
         "OPENCTS_DIGEST_PERIOD_S": str(FAST_DIGEST_PERIOD_SECONDS if options.fast else 3600),
+        # Local traffic is light: look for new traces 1 s after they are recorded.
+        "OPENCTS_TRANSFER_SETTLE_MS": "1000",
         "POWERTOOLS_SERVICE_NAME": "opencts",
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"),
     }
@@ -240,6 +243,7 @@ class LocalStack:
     api_endpoint: str = ""
     resources: dict[str, str] = field(default_factory=dict)
     access_key: dict[str, str] = field(default_factory=dict)
+    transfer: dict[str, str] = field(default_factory=dict)
     driver: LocalDriver | None = None
     _moto: ThreadedMotoServer | None = None
     _api: LocalDevServer | None = None
@@ -279,7 +283,8 @@ class LocalStack:
             policy=FULL_ACCESS,
         )
         self.access_key = {"id": demo_key.key.access_key_id, "secret": demo_key.secret}
-        self.resources.update(enable_demo_validation(setup, o.project_id))
+        self.transfer = enable_demo_transfer(setup, self._client("s3"), o)
+        self.resources.update(trace_bucket=TRACE_BUCKET, trace_prefix=TRACE_PREFIX)
 
         app_module = import_app(o.project_dir)
         app_obj: Chalice = app_module.app
@@ -324,6 +329,8 @@ class LocalStack:
             "resources": self.resources,
             # The demo key: a throw-away secret for the embedded AWS, kept where the CLI looks.
             "access_key": self.access_key,
+            # Where the transfer cycle writes the demo project's trace files.
+            "transfer": self.transfer,
             "functions": self.driver.describe() if self.driver else [],
             "pid": os.getpid(),
             "started_at": self._started_at,
@@ -386,30 +393,21 @@ class LocalStack:
         self.api_endpoint = f"http://{_url_host(str(host))}:{port}"
 
 
-def enable_demo_validation(setup: Any, project_id: str) -> dict[str, str]:
-    """Digest files (is_support_validate) on the demo project's system tracker, which needs a
-    transfer bucket: created here, and kept when the tracker already has one."""
-    trackers = setup.trackers
-    current = next((t for t in trackers.trackers(project_id) if t.tracker_name == "system"), None)
-    bucket = current.obs_info.bucket_name if current and current.obs_info.bucket_name else ""
-    prefix = current.obs_info.file_prefix_name if bucket and current else TRACE_PREFIX
-    body: dict[str, Any] = {
-        "tracker_type": "system",
-        "tracker_name": "system",
-        "is_support_validate": True,
-    }
-    if not bucket:
-        bucket = TRACE_BUCKET
-        body["obs_info"] = {
-            "bucket_name": bucket,
-            "file_prefix_name": prefix,
-            "is_obs_created": True,
-        }
-    if current is None:
-        trackers.create_tracker(project_id, body)
-    else:
-        trackers.update_tracker(project_id, body)
-    return {"trace_bucket": bucket, "trace_prefix": prefix}
+def enable_demo_transfer(setup: Services, s3: Any, o: StackOptions) -> dict[str, str]:
+    """Enables CTS for the demo project with transfer to a local bucket (trace files every
+    cycle, digest files every digest period) and to CloudWatch Logs."""
+    ensure_bucket(s3, TRACE_BUCKET, o.region)
+    setup.trackers.create_tracker(
+        o.project_id,
+        {
+            "tracker_type": "system",
+            "tracker_name": "system",
+            "obs_info": {"bucket_name": TRACE_BUCKET, "file_prefix_name": TRACE_PREFIX},
+            "is_lts_enabled": True,
+            "is_support_validate": True,
+        },
+    )
+    return {"bucket": TRACE_BUCKET, "prefix": TRACE_PREFIX, "tracker": "system"}
 
 
 def _url_host(host: str) -> str:

@@ -7,6 +7,7 @@ stays well under a minute.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -281,6 +282,49 @@ def test_a_sign_in_from_outside_the_whitelist_shows_in_notifications_tail(stack:
     record = json.loads(line)
     assert record["message"] == "Illegal operation[IP:192.0.2.201, Action:login]"
     assert record["topic"] == "opencts-local-notifications"
+
+
+def test_a_reported_trace_appears_in_a_trace_file_within_a_fast_cycle(stack: Stack) -> None:
+    # Given the demo tracker's transfer bucket, recorded in local.json
+    state = stack.state
+    transfer = state["transfer"]
+    s3 = boto3.client(
+        "s3",
+        region_name=state["region"],
+        endpoint_url=state["aws_endpoint"],
+        aws_access_key_id="e2e",
+        aws_secret_access_key="e2e",
+    )
+    trace_id = f"e2e-file-{uuid.uuid4()}"
+    trace = {
+        "trace_id": trace_id, "trace_name": "createKey", "trace_rating": "normal",
+        "trace_type": "ApiCall", "time": int(time.time() * 1000) - 1000,
+        "service_type": "KMS", "resource_type": "key", "user": {"id": "u-e2e", "name": "e2e"},
+        "source_ip": "192.0.2.99",
+    }  # fmt: skip
+    # When it is reported with the CLI
+    reported = subprocess.run(
+        [sys.executable, "-m", "chalicelib.cli", "report", "-"],
+        cwd=stack.workdir, env=environment(), input=json.dumps(trace),
+        capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert reported.returncode == 0, reported.stderr
+
+    # Then a KMS trace file under the recorded prefix holds it within a few fast cycles
+    prefix = f"{transfer['prefix']}/CloudTraces/{state['region']}/"
+    deadline = time.monotonic() + 20
+    while True:
+        listed = s3.list_objects_v2(Bucket=transfer["bucket"], Prefix=prefix)
+        keys = [o["Key"] for o in listed.get("Contents", []) if "/system/KMS/" in o["Key"]]
+        bodies = [
+            gzip.decompress(s3.get_object(Bucket=transfer["bucket"], Key=k)["Body"].read())
+            for k in keys
+        ]
+        if any(trace_id.encode() in body for body in bodies):
+            break
+        assert time.monotonic() < deadline, "no trace file held the trace within 20 s"
+        time.sleep(0.5)
+    assert re.search(r"/opencts_CloudTrace_us-east-1-opencts-demo_.*\.json\.gz$", keys[0])
 
 
 def test_sigterm_stops_everything(stack: Stack) -> None:

@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from chalicelib import admin, keys_cli
+from chalicelib.resources import ensure_table, traces_table_definition
 from chalicelib.wiring import build
 
 
@@ -37,7 +38,7 @@ def test_bootstrap_is_idempotent_and_prints_the_stage_environment(
     table = ddb.describe_table(TableName="opencts-qa-traces")["Table"]
     assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {
         "by_time", "by_resource_id", "by_trace_name", "by_user", "by_service_resource",
-        "by_service",
+        "by_service", "by_record_time",
     }
     assert table["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
     ttl = ddb.describe_time_to_live(TableName="opencts-qa-traces")["TimeToLiveDescription"]
@@ -137,3 +138,20 @@ def test_created_keys_are_audited_without_their_secret(
     assert audited["trace_name"] == "createAccessKey"
     assert created["secret_access_key"] not in json.dumps(audited)
     assert json.loads(audited["response"])["secret_access_key"] == "******"
+
+
+def test_bootstrap_adds_the_indexes_an_older_traces_table_lacks(aws: None) -> None:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    older = traces_table_definition("opencts-old-traces")
+    older["GlobalSecondaryIndexes"] = [
+        i for i in older["GlobalSecondaryIndexes"] if i["IndexName"] != "by_record_time"
+    ]
+    older["AttributeDefinitions"] = [
+        a for a in older["AttributeDefinitions"] if a["AttributeName"] not in ("r_pk", "r_sk")
+    ]
+    ddb.create_table(**older)
+    ensure_table(ddb, traces_table_definition("opencts-old-traces"))
+    table = ddb.describe_table(TableName="opencts-old-traces")["Table"]
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    assert indexes["by_record_time"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert len(indexes) == 7

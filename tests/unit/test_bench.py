@@ -16,6 +16,7 @@ from moto import mock_aws
 from bench import ingest as ingest_bench
 from bench import matching
 from bench import query_amplification as query_bench
+from bench import trace_files as trace_files_bench
 from bench.common import (
     DynamoCalls,
     TraceFactory,
@@ -179,3 +180,20 @@ def test_notify_latency_bench_runs_on_the_local_stack() -> None:
     assert result["samples"] == 2
     assert _finite_positive(result["median_s"])
     assert result["meets_target"] is (result["median_s"] < 2.0)  # type: ignore[operator]
+
+
+def test_trace_files_bench_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    assert trace_files_bench.main(["--traces", "300", "--rounds", "2"]) == 0
+    result = _one_json_line(capsys.readouterr().out)
+
+    assert result["bench"] == "trace_files"
+    assert result["traces"] == 300
+    for key in ("ours_traces_per_s", "raw_traces_per_s", "ratio", "ours_bytes", "raw_bytes"):
+        assert _finite_positive(result[key]), key
+    assert result["target_ratio_min"] == 0.7
+    assert result["meets_target"] is (result["ratio"] >= 0.7)  # type: ignore[operator]
+    # One file per service seen, every trace in exactly one of them.
+    batch = trace_files_bench.stored_traces(300, trace_files_bench.DEFAULT_SEED)
+    assert result["files"] == len({t["service_type"] for t in batch})
+    files = trace_files_bench.build_files(batch)
+    assert sorted(i for f in files for i in f.trace_ids) == sorted(t["trace_id"] for t in batch)
