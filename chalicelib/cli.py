@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from chalicelib import admin, keys_cli, signing
+from chalicelib import bootstrap as bootstrap_cli
 from chalicelib.local.demo import demo_traces
 from chalicelib.local.state import STOPPED, find_state, read_state
 
@@ -669,6 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin.add_parser(commands)
     keys_cli.add_parser(commands)
+    bootstrap_cli.add_parser(commands)
     return parser
 
 

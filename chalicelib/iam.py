@@ -96,13 +96,27 @@ _CONTROL = (Res(CONTROL_TABLE), Res(CONTROL_INDEXES))
 TRACES_READ = grant(
     "TracesRead", ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"], *_TRACES
 )
+# Storing traces: the duplicate check reads them back by trace id, then one batch writes.
 TRACES_WRITE = grant(
     "TracesWrite",
-    ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem"],
+    ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
     Res(TRACES_TABLE),
 )
 CONTROL_READ = grant(
     "ControlRead", ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"], *_CONTROL
+)
+# What recording a trace touches in the control table: the project, the catalog of services,
+# users and operations seen, the data trackers watching a bucket.
+CONTROL_RECORD = grant(
+    "ControlRecord",
+    [
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:BatchWriteItem",
+    ],
+    *_CONTROL,
 )
 CONTROL_READ_WRITE = grant(
     "ControlReadWrite",
@@ -175,9 +189,9 @@ FUNCTION_GRANTS: dict[str, tuple[Grant, ...]] = {
         TRACKER_BUCKET_PROBE,
         ACCOUNT_KEYS_ENCRYPT,
     ),
-    "ingest_queue": (TRACES_WRITE, CONTROL_READ_WRITE, INGEST_DEAD_LETTER),
-    "cloudtrail_events": (TRACES_WRITE, CONTROL_READ_WRITE),
-    "s3_object_events": (TRACES_WRITE, CONTROL_READ_WRITE),
+    "ingest_queue": (TRACES_WRITE, CONTROL_RECORD, INGEST_DEAD_LETTER),
+    "cloudtrail_events": (TRACES_WRITE, CONTROL_RECORD),
+    "s3_object_events": (TRACES_WRITE, CONTROL_RECORD),
 }
 
 
@@ -319,6 +333,11 @@ class LiteralNames:
             case "login_audit_topic":
                 return [self._arn("sns", n.login_audit_topic)]
             case "keys_key" | "digest_key":
+                key = self._key(res.kind)
+                if key.startswith("arn:"):
+                    return [key]
+                if not key.startswith("alias/"):  # a key id
+                    return [self._arn("kms", f"key/{key}")]
                 return [self._arn("kms", "key/*")]
             case "cts_log_group":
                 return [self._arn("logs", "log-group:CTS"), self._arn("logs", "log-group:CTS:*")]
@@ -337,13 +356,14 @@ class LiteralNames:
                 return [self._arn("kms", "key/*")]
         raise ValueError(f"unknown resource kind {res.kind!r}")
 
+    def _key(self, kind: str) -> str:
+        """The stage's key as its environment names it: an alias, a key id or an ARN."""
+        return self.names.keys_key_alias if kind == KEYS_KEY else self.names.digest_key_alias
+
     def key_condition(self, group: Sequence[Res]) -> dict[str, Any] | None:
         """The stage's keys by alias: `key/*` alone would be every key of the account."""
-        aliases = [
-            {KEYS_KEY: self.names.keys_key_alias, DIGEST_KEY: self.names.digest_key_alias}[r.kind]
-            for r in group
-            if r.kind in (KEYS_KEY, DIGEST_KEY)
-        ]
+        keys = [r for r in group if r.kind in (KEYS_KEY, DIGEST_KEY)]
+        aliases = [self._key(r.kind) for r in keys if self._key(r.kind).startswith("alias/")]
         if not aliases:
             return None
         if len(aliases) != len(group):

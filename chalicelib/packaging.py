@@ -542,12 +542,21 @@ def real_functions() -> list[FunctionSpec]:
     return describe(app.app)
 
 
-def package(project_dir: Path, stage: str, out_dir: Path, region: str) -> Path:
-    """Writes `<out_dir>/merge.json` and `chalice package`'s `sam.json` and `deployment.zip`."""
+def package(
+    project_dir: Path,
+    stage: str,
+    out_dir: Path,
+    region: str,
+    functions: Sequence[FunctionSpec] | None = None,
+    table: Mapping[str, tuple[iam.Grant, ...]] = iam.FUNCTION_GRANTS,
+) -> Path:
+    """Writes `<out_dir>/merge.json` and `chalice package`'s `sam.json` and `deployment.zip`
+    (functions: the project's app, described; default: this project's app.py)."""
     env = stage_environment(project_dir, stage)
     out_dir.mkdir(parents=True, exist_ok=True)
     merge = out_dir / "merge.json"
-    merge.write_text(json.dumps(merge_template(real_functions(), stage, env), indent=2) + "\n")
+    described = real_functions() if functions is None else functions
+    merge.write_text(json.dumps(merge_template(described, stage, env, table), indent=2) + "\n")
     # app.py reads these literals while Chalice packages it; the stage's own values keep the
     # queue's name in the event source mapping equal to the template's queue.
     process_env = dict(os.environ, AWS_DEFAULT_REGION=region)
@@ -565,6 +574,14 @@ def package(project_dir: Path, stage: str, out_dir: Path, region: str) -> Path:
     return out_dir / "sam.json"
 
 
+def lint(template: Path) -> subprocess.CompletedProcess[str]:
+    """cfn-lint's findings on the template (returncode 0: none)."""
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    return subprocess.run(  # noqa: S603 - our own venv's cfn-lint on our own template
+        [str(cfn_lint), str(template)], capture_output=True, text=True, check=False
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chalicelib.packaging", description=__doc__)
     parser.add_argument("--stage", default="dev")
@@ -574,9 +591,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--region",
         default=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
     )
+    parser.add_argument("--lint", action="store_true", help="then run cfn-lint on the template")
     args = parser.parse_args(argv)
     template = package(Path(args.project_dir), args.stage, Path(args.out), args.region)
     print(template)
+    if args.lint:
+        found = lint(template)
+        print(found.stdout + found.stderr, end="")
+        return found.returncode
     return 0
 
 
