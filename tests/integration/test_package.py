@@ -144,7 +144,8 @@ def test_an_app_with_stream_and_schedule_functions_packages_and_lints_clean(
     config["stages"]["dev"].pop("lambda_functions", None)
     (project / ".chalice" / "config.json").write_text(json.dumps(config))
     spec = importlib.util.spec_from_file_location("synthetic_app", project / "app.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     functions = packaging.describe(module.app)
