@@ -37,7 +37,7 @@ from chalicelib import stage_names as env
 from chalicelib.aws import client
 from chalicelib.config import Settings
 from chalicelib.iam import FunctionSpec
-from chalicelib.packaging import PROJECT_DIR, function_name, real_functions
+from chalicelib.packaging import PROJECT_DIR, function_name, mapping_options, real_functions
 from chalicelib.stage_config import read_config, sync_policies, update_environment
 from chalicelib.stage_names import StageNames
 
@@ -78,6 +78,7 @@ def ensure_table_settings(dynamodb: Any, table: str, stream: bool) -> None:
                 TableName=table,
                 StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
             )
+            dynamodb.get_waiter("table_exists").wait(TableName=table)  # ACTIVE again
         elif spec.get("StreamViewType") != "NEW_IMAGE":
             raise BootstrapError(
                 f"table {table} streams {spec.get('StreamViewType')}, not NEW_IMAGE: disable its "
@@ -213,9 +214,12 @@ def bootstrap(
         env.EXPORT_BUCKET: bucket,
         env.KEYS_KMS_KEY: names.keys_key_alias,
     })
-    created = resources.ensure_all(settings, dynamodb, sqs, s3, kms)
+    # Tables first: one made before this bootstrap may lack the stream ensure_all reads.
+    resources.ensure_table(dynamodb, resources.traces_table_definition(names.traces_table))
+    resources.ensure_table(dynamodb, resources.control_table_definition(names.control_table))
     ensure_table_settings(dynamodb, names.traces_table, stream=True)
     ensure_table_settings(dynamodb, names.control_table, stream=False)
+    created = resources.ensure_all(settings, dynamodb, sqs, s3, kms)
     stream_arn = str(
         dynamodb.describe_table(TableName=names.traces_table)["Table"]["LatestStreamArn"]
     )
@@ -246,7 +250,8 @@ def bootstrap(
         env.DOMAIN_ID: domain_id,
     }
     rules = [
-        {"rule": function_name(f, options.stage), "function": f.name, "trigger": f.source}
+        {"rule": f"{function_name(f, options.stage)}-event", "function": f.name,
+         "trigger": f.source}
         for f in functions
         if f.kind in ("cloudwatch", "schedule")
     ]
@@ -277,6 +282,32 @@ def bootstrap(
     }
 
 
+def configure_event_sources(
+    aws_lambda: Any, stage: str, functions: Sequence[FunctionSpec], failure_queue_arn: str
+) -> list[dict[str, Any]]:
+    """After `chalice deploy` (which cannot set them): partial batch responses on the queue
+    mappings; bisect-on-error, a retry limit, a record age limit and the on-failure queue on the
+    stream mappings. Returns what was set."""
+    done = []
+    pages = aws_lambda.get_paginator("list_event_source_mappings").paginate()
+    every = [m for page in pages for m in page["EventSourceMappings"]]
+    for function in functions:
+        options = mapping_options(function.kind, failure_queue_arn)
+        if not options:
+            continue
+        name = function_name(function, stage)
+        mappings = [m for m in every if m["FunctionArn"].rsplit(":", 1)[-1] == name]
+        if not mappings:
+            raise BootstrapError(
+                f"function {name} has no event source mapping: run `chalice deploy --stage "
+                f"{stage}` first"
+            )
+        for mapping in mappings:
+            aws_lambda.update_event_source_mapping(UUID=mapping["UUID"], **options)
+            done.append({"function": name, "mapping": mapping["UUID"], **options})
+    return done
+
+
 # -- the command -------------------------------------------------------------------------------
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -304,6 +335,12 @@ def add_parser(subparsers: Any) -> None:
         type=int,
         default=0,
         help="default GOVERNANCE retention of trace files, in days (with --object-lock)",
+    )
+    parser.add_argument(
+        "--event-sources",
+        action="store_true",
+        help="after `chalice deploy`: set partial batch responses, bisect-on-error, retry "
+        "limits and the on-failure queue on the deployed event source mappings",
     )
     parser.add_argument("--project-dir", default=str(PROJECT_DIR), type=Path)
     parser.set_defaults(run=run)
@@ -336,6 +373,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
     try:
         report = bootstrap(aws, options, stage_env, functions)
+        if args.event_sources:
+            report["event_source_mappings"] = configure_event_sources(
+                aws("lambda"),
+                args.stage,
+                functions,
+                report["environment_variables"][env.STREAM_FAILURE_QUEUE_ARN],
+            )
     except BootstrapError as e:
         raise SystemExit(f"opencts bootstrap: {e}") from None
     update_environment(project_dir, args.stage, report["environment_variables"])

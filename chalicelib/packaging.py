@@ -497,32 +497,36 @@ def merge_template(
     }
 
 
+def mapping_options(kind: str, failure_destination: Any) -> dict[str, Any]:
+    """The event source mapping settings of an SQS or DynamoDB stream function (the same in the
+    template and, after `chalice deploy`, set by `opencts bootstrap --event-sources`)."""
+    if kind == "sqs":
+        return {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
+    if kind == "dynamodb":
+        return {
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "BisectBatchOnFunctionError": True,
+            "MaximumRetryAttempts": STREAM_MAX_RETRY_ATTEMPTS,
+            "MaximumRecordAgeInSeconds": STREAM_MAX_RECORD_AGE_SECONDS,
+            "DestinationConfig": {"OnFailure": {"Destination": failure_destination}},
+        }
+    return {}
+
+
 def _event_overrides(function: FunctionSpec, names: StageNames) -> dict[str, Any]:
     ids = LOGICAL_IDS
     if function.kind == "sqs":
         # Chalice's queue ARN (an Fn::Sub of the queue's name) stays: a merged intrinsic would
         # mix with it. The functions' environment refers to the queue, so it exists first.
-        properties = {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
-        return {event_logical_id(function): {"Properties": properties}}
+        return {event_logical_id(function): {"Properties": mapping_options("sqs", None)}}
     if function.kind == "dynamodb":
+        properties = mapping_options(
+            "dynamodb", {"Fn::GetAtt": [ids[iam.STREAM_FAILURE_QUEUE], "Arn"]}
+        )
+        properties["DestinationConfig"]["OnFailure"]["Type"] = "SQS"  # SAM's own key
         # The traces table is the only table with a stream.
-        return {
-            event_logical_id(function): {
-                "Properties": {
-                    "Stream": {"Fn::GetAtt": [ids[iam.TRACES_TABLE], "StreamArn"]},
-                    "FunctionResponseTypes": ["ReportBatchItemFailures"],
-                    "BisectBatchOnFunctionError": True,
-                    "MaximumRetryAttempts": STREAM_MAX_RETRY_ATTEMPTS,
-                    "MaximumRecordAgeInSeconds": STREAM_MAX_RECORD_AGE_SECONDS,
-                    "DestinationConfig": {
-                        "OnFailure": {
-                            "Type": "SQS",
-                            "Destination": {"Fn::GetAtt": [ids[iam.STREAM_FAILURE_QUEUE], "Arn"]},
-                        }
-                    },
-                }
-            }
-        }
+        properties["Stream"] = {"Fn::GetAtt": [ids[iam.TRACES_TABLE], "StreamArn"]}
+        return {event_logical_id(function): {"Properties": properties}}
     return {}
 
 
