@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from chalicelib import resources
+from chalicelib import iam, resources
 from chalicelib import stage_names as env
 from chalicelib.aws import client
 from chalicelib.config import Settings
@@ -170,8 +170,11 @@ def _object_lock_enabled(s3: Any, bucket: str) -> bool:
 
 
 # -- keys --------------------------------------------------------------------------------------
-def ensure_signing_key(kms: Any, alias: str) -> dict[str, Any]:
-    """The RSA key behind `alias` that signs digest files, created when the alias is missing."""
+def ensure_signing_key(kms: Any, alias: str, stage: str) -> dict[str, Any]:
+    """The RSA key behind `alias` that signs digest files, created when the alias is missing,
+    and tagged as one of the stage's digest keys (the functions may read the public key of every
+    key so tagged, so digests signed before a rotation stay verifiable)."""
+    tags = [{"TagKey": k, "TagValue": v} for k, v in iam.digest_key_tags(stage).items()]
     try:
         meta: dict[str, Any] = kms.describe_key(KeyId=alias)["KeyMetadata"]
     except kms.exceptions.NotFoundException:
@@ -179,9 +182,11 @@ def ensure_signing_key(kms: Any, alias: str) -> dict[str, Any]:
             Description="OpenCTS: signs digest files (RSASSA_PKCS1_V1_5_SHA_256)",
             KeyUsage=DIGEST_KEY_USAGE,
             KeySpec=DIGEST_KEY_SPEC,
+            Tags=tags,
         )["KeyMetadata"]
         kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
         return key
+    kms.tag_resource(KeyId=meta["KeyId"], Tags=tags)
     spec = meta.get("KeySpec") or meta.get("CustomerMasterKeySpec")
     if (spec, meta.get("KeyUsage")) != (DIGEST_KEY_SPEC, DIGEST_KEY_USAGE):
         raise BootstrapError(
@@ -227,7 +232,7 @@ def bootstrap(
     notifications = str(sns.create_topic(Name=names.notifications_topic)["TopicArn"])
     login_audit = str(sns.create_topic(Name=names.login_audit_topic)["TopicArn"])
     keys_key = kms.describe_key(KeyId=names.keys_key_alias)["KeyMetadata"]
-    digest_key = ensure_signing_key(kms, names.digest_key_alias)
+    digest_key = ensure_signing_key(kms, names.digest_key_alias, options.stage)
 
     domain_id = options.domain_id or stage_env.get(env.DOMAIN_ID) or account
     values = {

@@ -34,7 +34,7 @@ bucket of the account, never to another account's bucket (docs/OPERATIONS.md, "I
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,6 +57,7 @@ NOTIFICATIONS_TOPIC = "notifications_topic"
 LOGIN_AUDIT_TOPIC = "login_audit_topic"
 KEYS_KEY = "keys_key"
 DIGEST_KEY = "digest_key"
+DIGEST_KEYS = "digest_keys"  # every digest key of the stage, past ones too (by tag)
 CTS_LOG_GROUP = "cts_log_group"  # CloudWatch Logs group `CTS` (LTS transfer)
 FUNCTION_LOGS = "function_logs"  # arg: the Lambda function name
 QUEUE = "queue"  # arg: a queue name an event source names
@@ -71,6 +72,15 @@ ACCOUNT_WIDE = frozenset(
     {ACCOUNT_BUCKETS, ACCOUNT_BUCKET_OBJECTS, ACCOUNT_TOPICS, ACCOUNT_FUNCTIONS, ACCOUNT_KEYS}
 )
 SAME_ACCOUNT = {"StringEquals": {"aws:ResourceAccount": "${aws:PrincipalAccount}"}}
+# Tags on every digest-signing key (bootstrap, the template, and a rotation's new key): the
+# public keys of rotated-out keys stay readable to verify old digests, without naming each key.
+STAGE_TAG = "opencts-stage"
+PURPOSE_TAG = "opencts-purpose"
+DIGEST_PURPOSE = "digest-signing"
+
+
+def digest_key_tags(stage: str) -> dict[str, str]:
+    return {STAGE_TAG: stage, PURPOSE_TAG: DIGEST_PURPOSE}
 
 
 @dataclass(frozen=True)
@@ -170,6 +180,9 @@ CTS_LOGS = grant(
     Res(CTS_LOG_GROUP),
 )
 DIGEST_SIGN = grant("DigestSigning", ["kms:Sign", "kms:GetPublicKey"], Res(DIGEST_KEY))
+DIGEST_PUBLIC_KEYS = grant(
+    "DigestPublicKeys", ["kms:GetPublicKey", "kms:DescribeKey"], Res(DIGEST_KEYS)
+)
 ACCOUNT_TOPICS_PUBLISH = grant("NotificationTopics", ["sns:Publish"], Res(ACCOUNT_TOPICS))
 ACCOUNT_FUNCTIONS_INVOKE = grant(
     "NotificationFunctions", ["lambda:InvokeFunction"], Res(ACCOUNT_FUNCTIONS)
@@ -252,6 +265,8 @@ def grants_for(
 class Renderer(Protocol):
     def arns(self, res: Res) -> list[Any]: ...
 
+    def key_condition(self, group: Sequence[Res]) -> dict[str, Any] | None: ...
+
 
 def policy(grants: Iterable[Grant], renderer: Renderer) -> Policy:
     """An IAM policy document: one statement per grant (two when it mixes account-wide and
@@ -271,9 +286,9 @@ def policy(grants: Iterable[Grant], renderer: Renderer) -> Policy:
                 "Action": sorted(set(g.actions)),
                 "Resource": [arn for r in group for arn in renderer.arns(r)],
             }
-            key_condition = _key_condition(group, renderer)
-            if condition or key_condition:
-                statement["Condition"] = condition or key_condition
+            keys = renderer.key_condition(group)
+            if condition or keys:
+                statement["Condition"] = condition or keys
             fingerprint = json.dumps(statement, sort_keys=True)
             if fingerprint in seen:
                 continue
@@ -282,11 +297,6 @@ def policy(grants: Iterable[Grant], renderer: Renderer) -> Policy:
                 statement["Sid"] = f"{sid}{len(statements)}"
             statements.append(statement)
     return {"Version": "2012-10-17", "Statement": statements}
-
-
-def _key_condition(group: Sequence[Res], renderer: Renderer) -> dict[str, Any] | None:
-    condition = getattr(renderer, "key_condition", None)
-    return condition(group) if condition else None
 
 
 @dataclass(frozen=True)
@@ -339,6 +349,8 @@ class LiteralNames:
                 if not key.startswith("alias/"):  # a key id
                     return [self._arn("kms", f"key/{key}")]
                 return [self._arn("kms", "key/*")]
+            case "digest_keys":
+                return [self._arn("kms", "key/*")]
             case "cts_log_group":
                 return [self._arn("logs", "log-group:CTS"), self._arn("logs", "log-group:CTS:*")]
             case "function_logs":
@@ -362,13 +374,28 @@ class LiteralNames:
 
     def key_condition(self, group: Sequence[Res]) -> dict[str, Any] | None:
         """The stage's keys by alias: `key/*` alone would be every key of the account."""
-        keys = [r for r in group if r.kind in (KEYS_KEY, DIGEST_KEY)]
-        aliases = [self._key(r.kind) for r in keys if self._key(r.kind).startswith("alias/")]
-        if not aliases:
-            return None
-        if len(aliases) != len(group):
-            raise ValueError("a grant on a stage key cannot name other resources too")
-        return {"ForAnyValue:StringEquals": {"kms:ResourceAliases": sorted(aliases)}}
+        return key_condition(group, self._key, self.names.stage)
+
+
+def key_condition(
+    group: Sequence[Res], key_of: Callable[[str], str] | None, stage: str
+) -> dict[str, Any] | None:
+    """What confines `key/*` to the stage's keys: their tags (every digest key, past and
+    present), or their aliases (`key_of` gives the alias; None: the template names keys by ARN)."""
+    if any(r.kind == DIGEST_KEYS for r in group):
+        if len(group) != 1:
+            raise ValueError("a grant on the digest keys cannot name other resources too")
+        tags = digest_key_tags(stage)
+        return {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in tags.items()}}
+    if key_of is None:
+        return None
+    keys = [key_of(r.kind) for r in group if r.kind in (KEYS_KEY, DIGEST_KEY)]
+    aliases = [k for k in keys if k.startswith("alias/")]
+    if not aliases:
+        return None
+    if len(aliases) != len(group):
+        raise ValueError("a grant on a stage key cannot name other resources too")
+    return {"ForAnyValue:StringEquals": {"kms:ResourceAliases": sorted(aliases)}}
 
 
 # Logical ids of the packaged template's stateful resources (chalicelib/packaging.py).
@@ -434,9 +461,12 @@ class TemplateRefs:
                 return [{"Fn::Sub": sub % ("sns", "*")}]
             case "account_functions":
                 return [{"Fn::Sub": sub % ("lambda", "function:*")}]
-            case "account_keys":
+            case "account_keys" | "digest_keys":
                 return [{"Fn::Sub": sub % ("kms", "key/*")}]
         raise ValueError(f"unknown resource kind {res.kind!r}")
+
+    def key_condition(self, group: Sequence[Res]) -> dict[str, Any] | None:
+        return key_condition(group, None, self.names.stage)
 
     def _queue_id(self, name: str) -> str:
         n = self.names

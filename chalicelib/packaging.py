@@ -175,7 +175,9 @@ def _queue(name: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _key(description: str, spec: str, usage: str, alias: str, logical: str) -> dict[str, Any]:
+def _key(
+    description: str, spec: str, usage: str, alias: str, logical: str, stage: str
+) -> dict[str, Any]:
     key = _retained(
         "AWS::KMS::Key",
         {
@@ -187,6 +189,10 @@ def _key(description: str, spec: str, usage: str, alias: str, logical: str) -> d
     )
     if spec != "SYMMETRIC_DEFAULT":
         del key["Properties"]["EnableKeyRotation"]
+    if usage == "SIGN_VERIFY":
+        key["Properties"]["Tags"] = [
+            {"Key": k, "Value": v} for k, v in iam.digest_key_tags(stage).items()
+        ]
     alias_resource = {
         "Type": "AWS::KMS::Alias",
         "Properties": {"AliasName": alias, "TargetKeyId": {"Ref": logical}},
@@ -275,6 +281,7 @@ def stateful_resources(names: StageNames) -> dict[str, Any]:
             "ENCRYPT_DECRYPT",
             names.keys_key_alias,
             ids[iam.KEYS_KEY],
+            names.stage,
         )
     )
     resources.update(
@@ -284,6 +291,7 @@ def stateful_resources(names: StageNames) -> dict[str, Any]:
             "SIGN_VERIFY",
             names.digest_key_alias,
             ids[iam.DIGEST_KEY],
+            names.stage,
         )
     )
     return resources

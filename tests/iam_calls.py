@@ -66,6 +66,7 @@ class Need:
     resource: str
     key_aliases: frozenset[str] = frozenset()
     account: str = ""  # the resource owner, when its ARN does not say (S3)
+    tags: frozenset[tuple[str, str]] = frozenset()  # the resource's tags (KMS keys)
 
 
 @dataclass
@@ -104,7 +105,8 @@ def recording(recorder: CallRecorder) -> Iterator[None]:
         botocore.session.Session.create_client = original  # type: ignore[method-assign]
 
 
-KeyLookup = Callable[[str], tuple[str, frozenset[str]]]  # key id/alias/ARN -> (ARN, aliases)
+# key id/alias/ARN -> (ARN, aliases, tags)
+KeyLookup = Callable[[str], tuple[str, frozenset[str], frozenset[tuple[str, str]]]]
 
 
 def required(call: Call, keys: KeyLookup) -> list[Need]:
@@ -135,12 +137,12 @@ def required(call: Call, keys: KeyLookup) -> list[Need]:
             resource += f"/{p.get('Key', '*')}"
         needs = [Need(action, resource)]
         if p.get("SSEKMSKeyId"):
-            arn, aliases = keys(p["SSEKMSKeyId"])
-            needs.append(Need("kms:GenerateDataKey", arn, aliases))
+            arn, aliases, tags = keys(p["SSEKMSKeyId"])
+            needs.append(Need("kms:GenerateDataKey", arn, aliases, tags=tags))
         return needs
     if svc == "kms":
-        arn, aliases = keys(p["KeyId"])
-        return [Need(f"kms:{op}", arn, aliases)]
+        arn, aliases, tags = keys(p["KeyId"])
+        return [Need(f"kms:{op}", arn, aliases, tags=tags)]
     if svc == "sns":
         return [Need(f"sns:{op}", p.get("TopicArn") or p["TargetArn"])]
     if svc == "lambda":
@@ -185,6 +187,10 @@ def _condition_holds(condition: dict[str, Any], need: Need) -> bool:
             values = [v.replace("${aws:PrincipalAccount}", ACCOUNT) for v in values]
             if (operator, key) == ("StringEquals", "aws:ResourceAccount"):
                 if _resource_account(need) not in values:
+                    return False
+            elif operator == "StringEquals" and key.startswith("aws:ResourceTag/"):
+                tag = key.removeprefix("aws:ResourceTag/")
+                if not any((tag, v) in need.tags for v in values):
                     return False
             elif (operator, key) == ("ForAnyValue:StringEquals", "kms:ResourceAliases"):
                 if not need.key_aliases & set(values):

@@ -192,6 +192,10 @@ def test_topics_queues_and_keys(endpoint: str, runs: list[dict[str, Any]]) -> No
     digest = kms.describe_key(KeyId="alias/opencts-qa-digest")["KeyMetadata"]
     assert (digest["KeySpec"], digest["KeyUsage"]) == ("RSA_2048", "SIGN_VERIFY")
     assert digest["Arn"] == created["digest_kms_key_arn"]
+    tags = kms.list_resource_tags(KeyId=digest["KeyId"])["Tags"]
+    assert {t["TagKey"]: t["TagValue"] for t in tags} == {
+        "opencts-stage": "qa", "opencts-purpose": "digest-signing",
+    }
     keys = kms.describe_key(KeyId="alias/opencts-qa-keys")["KeyMetadata"]
     assert (keys["KeySpec"], keys["KeyUsage"]) == ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")
     assert len(kms.list_keys()["Keys"]) == 2  # the second run made none

@@ -43,11 +43,16 @@ def recorder(aws: None) -> Iterator[CallRecorder]:
     client.cache_clear()
 
 
-def key_lookup(key_id: str) -> tuple[str, frozenset[str]]:
+def key_lookup(key_id: str) -> tuple[str, frozenset[str], frozenset[tuple[str, str]]]:
     kms = boto3.client("kms", region_name="us-east-1")
     meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     aliases = kms.list_aliases(KeyId=meta["KeyId"])["Aliases"]
-    return meta["Arn"], frozenset(a["AliasName"] for a in aliases)
+    tags = kms.list_resource_tags(KeyId=meta["KeyId"])["Tags"]
+    return (
+        meta["Arn"],
+        frozenset(a["AliasName"] for a in aliases),
+        frozenset((t["TagKey"], t["TagValue"]) for t in tags),
+    )
 
 
 def policy_for(function: str, settings: Settings, dlq_url: str) -> dict[str, Any]:
@@ -208,10 +213,23 @@ def test_the_checker_refuses_what_the_policy_does_not_grant(
     assert not allows(policy, Need("dynamodb:BatchWriteItem", table + "-other"))
     assert not allows(policy, Need("s3:PutObject", "arn:aws:s3:::opencts-test-exports/exports/x"))
     api = policy_for("api_handler", settings, created["ingest_dlq_url"])
-    keys_arn, keys_aliases = key_lookup(settings.keys_kms_key)
+    keys_arn, keys_aliases, _ = key_lookup(settings.keys_kms_key)
     assert allows(api, Need("kms:Decrypt", keys_arn, keys_aliases))
     assert not allows(api, Need("kms:Decrypt", keys_arn, frozenset({"alias/someone-else"})))
     assert allows(api, Need("s3:PutObject", "arn:aws:s3:::their-bucket/x"))
     # A tracker's bucket in another account is refused (the aws:ResourceAccount condition).
     assert not allows(api, Need("s3:PutObject", "arn:aws:s3:::their-bucket/x", account="999"))
     assert not allows(api, Need("dynamodb:DeleteTable", table))
+
+
+def test_digest_public_keys_are_readable_by_tag_only(settings: Settings) -> None:
+    kms = boto3.client("kms", region_name="us-east-1")
+    tags = [{"TagKey": k, "TagValue": v} for k, v in iam.digest_key_tags("test").items()]
+    rotated_out = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY", Tags=tags)
+    foreign = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")
+    policy = iam.policy([iam.DIGEST_PUBLIC_KEYS],
+                        iam.LiteralNames(StageNames.for_stage("test")))
+    arn, aliases, found = key_lookup(rotated_out["KeyMetadata"]["KeyId"])
+    assert allows(policy, Need("kms:GetPublicKey", arn, aliases, tags=found))
+    arn, aliases, found = key_lookup(foreign["KeyMetadata"]["KeyId"])
+    assert not allows(policy, Need("kms:GetPublicKey", arn, aliases, tags=found))

@@ -125,3 +125,20 @@ def test_committed_policy_files_are_up_to_date() -> None:
             path = PROJECT_DIR / ".chalice" / name
             assert path.is_file(), f"{path}: run `make policies`"
             assert json.loads(path.read_text()) == expected, f"{path}: run `make policies`"
+
+
+def test_every_digest_key_of_the_stage_is_granted_by_its_tags() -> None:
+    """Rotation: old keys lose the alias but keep the tags, so old digests stay verifiable."""
+    names = StageNames.for_stage("prod")
+    (literal,) = iam.policy([iam.DIGEST_PUBLIC_KEYS], LiteralNames(names))["Statement"]
+    condition = {"StringEquals": {
+        "aws:ResourceTag/opencts-stage": "prod",
+        "aws:ResourceTag/opencts-purpose": "digest-signing",
+    }}
+    assert literal["Resource"] == ["arn:aws:kms:*:*:key/*"]
+    assert literal["Condition"] == condition
+    (template,) = iam.policy([iam.DIGEST_PUBLIC_KEYS], TemplateRefs(names))["Statement"]
+    assert template["Condition"] == condition
+    (signing,) = iam.policy([iam.DIGEST_SIGN], TemplateRefs(names))["Statement"]
+    assert signing["Resource"] == [{"Fn::GetAtt": ["DigestKey", "Arn"]}]
+    assert "Condition" not in signing

@@ -151,6 +151,10 @@ def test_stateful_resources_match_bootstrap() -> None:
     assert resources["DigestKey"]["Properties"]["KeySpec"] == "RSA_2048"
     assert resources["DigestKey"]["Properties"]["KeyUsage"] == "SIGN_VERIFY"
     assert resources["DigestKeyAlias"]["Properties"]["AliasName"] == "alias/opencts-dev-digest"
+    assert resources["DigestKey"]["Properties"]["Tags"] == [
+        {"Key": "opencts-stage", "Value": "dev"},
+        {"Key": "opencts-purpose", "Value": "digest-signing"},
+    ]
     assert resources["KeysKeyAlias"]["Properties"]["AliasName"] == "alias/opencts-dev-keys"
     assert resources["IngestMessageQueue"]["Properties"]["QueueName"] == "opencts-dev-ingest"
     assert resources["IngestDeadLetterQueue"]["Properties"]["QueueName"] == "opencts-dev-ingest-dlq"
