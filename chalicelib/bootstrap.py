@@ -93,6 +93,30 @@ def ensure_table_settings(dynamodb: Any, table: str, stream: bool) -> None:
         )
 
 
+def ensure_indexes(dynamodb: Any, definition: dict[str, Any]) -> list[str]:
+    """Adds the definition's global secondary indexes a table lacks (an upgrade that brings a new
+    index), one at a time as DynamoDB requires; returns the names added."""
+    table = definition["TableName"]
+    existing = {
+        i["IndexName"]
+        for i in dynamodb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+    }
+    attributes = {a["AttributeName"]: a for a in definition["AttributeDefinitions"]}
+    added = []
+    for index in definition.get("GlobalSecondaryIndexes", []):
+        if index["IndexName"] in existing:
+            continue
+        used = {k["AttributeName"] for k in index["KeySchema"]}
+        dynamodb.update_table(
+            TableName=table,
+            AttributeDefinitions=[attributes[a] for a in sorted(used)],
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
+        dynamodb.get_waiter("table_exists").wait(TableName=table)
+        added.append(index["IndexName"])
+    return added
+
+
 # -- the trace bucket --------------------------------------------------------------------------
 def tls_only_policy(bucket: str, partition: str = "aws") -> dict[str, Any]:
     arn = f"arn:{partition}:s3:::{bucket}"
@@ -219,9 +243,15 @@ def bootstrap(
         env.EXPORT_BUCKET: bucket,
         env.KEYS_KMS_KEY: names.keys_key_alias,
     })
-    # Tables first: one made before this bootstrap may lack the stream ensure_all reads.
-    resources.ensure_table(dynamodb, resources.traces_table_definition(names.traces_table))
-    resources.ensure_table(dynamodb, resources.control_table_definition(names.control_table))
+    # Tables first: one made before this bootstrap may lack the stream ensure_all reads, or an
+    # index a newer version added.
+    added_indexes = []
+    for definition in (
+        resources.traces_table_definition(names.traces_table),
+        resources.control_table_definition(names.control_table),
+    ):
+        resources.ensure_table(dynamodb, definition)
+        added_indexes += ensure_indexes(dynamodb, definition)
     ensure_table_settings(dynamodb, names.traces_table, stream=True)
     ensure_table_settings(dynamodb, names.control_table, stream=False)
     created = resources.ensure_all(settings, dynamodb, sqs, s3, kms)
@@ -232,6 +262,8 @@ def bootstrap(
     notifications = str(sns.create_topic(Name=names.notifications_topic)["TopicArn"])
     login_audit = str(sns.create_topic(Name=names.login_audit_topic)["TopicArn"])
     keys_key = kms.describe_key(KeyId=names.keys_key_alias)["KeyMetadata"]
+    if keys_key.get("KeyManager") != "AWS":
+        kms.enable_key_rotation(KeyId=keys_key["KeyId"])  # yearly, by KMS; old data stays readable
     digest_key = ensure_signing_key(kms, names.digest_key_alias, options.stage)
 
     domain_id = options.domain_id or stage_env.get(env.DOMAIN_ID) or account
@@ -273,6 +305,7 @@ def bootstrap(
             "stream_failure_queue_url": failure_url,
             "trace_bucket": bucket,
             "trace_bucket_object_lock": object_lock,
+            "indexes_added": added_indexes,
             "notifications_topic_arn": notifications,
             "login_audit_topic_arn": login_audit,
             "keys_kms_key_arn": str(keys_key["Arn"]),

@@ -198,6 +198,7 @@ def test_topics_queues_and_keys(endpoint: str, runs: list[dict[str, Any]]) -> No
     }
     keys = kms.describe_key(KeyId="alias/opencts-qa-keys")["KeyMetadata"]
     assert (keys["KeySpec"], keys["KeyUsage"]) == ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")
+    assert kms.get_key_rotation_status(KeyId=keys["KeyId"])["KeyRotationEnabled"] is True
     assert len(kms.list_keys()["Keys"]) == 2  # the second run made none
 
 
@@ -286,9 +287,17 @@ def test_tables_made_by_an_older_bootstrap_get_point_in_time_recovery(
     ddb = aws(endpoint, "dynamodb")
     definition = resources.traces_table_definition("opencts-old-traces")
     del definition["StreamSpecification"]
+    newest = definition["GlobalSecondaryIndexes"].pop()  # an index a newer version added
+    newest_key = newest["KeySchema"][0]["AttributeName"]
+    definition["AttributeDefinitions"] = [
+        a for a in definition["AttributeDefinitions"] if a["AttributeName"] != newest_key
+    ]
     ddb.create_table(**definition)
     done = opencts(endpoint, project, "--stage", "old")
     assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["resources"]["indexes_added"] == [newest["IndexName"]]
+    indexes = ddb.describe_table(TableName="opencts-old-traces")["Table"]["GlobalSecondaryIndexes"]
+    assert newest["IndexName"] in {i["IndexName"] for i in indexes}
     backups = ddb.describe_continuous_backups(TableName="opencts-old-traces")
     assert backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"][
         "PointInTimeRecoveryStatus"
