@@ -3,11 +3,14 @@
 The handlers run as the other integration tests run them (signed REST calls through
 chalice.test.Client, events through `client.lambda_.invoke`); every boto3 call made while a
 handler runs is attributed to that function and checked against the policy chalicelib/iam.py
-renders for it. A function added to app.py gets a scenario here (see SCENARIOS).
+renders for it. Scheduled and stream functions get a default scenario (trackers that transfer,
+validate and write to CloudWatch Logs; traces, among them a console login; then the schedule's
+events or the stream's records); any other function added to app.py needs an entry in SCENARIOS.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import pathlib
 from collections.abc import Callable, Iterator
@@ -22,6 +25,7 @@ from chalicelib import stage_names as env
 from chalicelib.clock import FixedClock
 from chalicelib.cloudtrail import convert_event
 from chalicelib.config import Settings
+from chalicelib.local import events
 from chalicelib.stage_names import StageNames
 from tests.conftest import DOMAIN, NOW_MS, PROJECT
 from tests.iam_calls import CallRecorder, Need, allows, recording, required
@@ -141,6 +145,85 @@ def s3_events_scenario(client: Any, monkeypatch: pytest.MonkeyPatch, clock: Fixe
     client.lambda_.invoke("cloudtrail_events", get_object_event("customer-data", "a.csv"))
 
 
+def _session_with_trackers(client: Any, monkeypatch: pytest.MonkeyPatch, clock: FixedClock) -> None:
+    """What the scheduled and stream functions work on: trackers that transfer (encrypted,
+    validated, to CloudWatch Logs too), a data tracker, and traces, among them a console login."""
+    s3 = boto3.client("s3", region_name="us-east-1")
+    for bucket in ("audit-archive", "customer-data"):
+        s3.create_bucket(Bucket=bucket)
+    kms_key = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+    system = {
+        "tracker_type": "system", "tracker_name": "system", "is_lts_enabled": True,
+        "obs_info": {"bucket_name": "audit-archive", "file_prefix_name": "cts"},
+        "is_support_trace_files_encryption": True, "kms_id": kms_key,
+        "is_support_validate": True,
+    }
+    assert post(client, f"/v3/{PROJECT}/tracker", system).status_code in (201, 409)  # 409: again
+    data = {
+        "tracker_type": "data", "tracker_name": "writes",
+        "data_bucket": {"data_bucket_name": "customer-data", "data_event": ["WRITE"]},
+        "obs_info": {"bucket_name": "audit-archive", "file_prefix_name": "data",
+                     "bucket_lifecycle": 30},
+    }
+    assert post(client, f"/v3/{PROJECT}/tracker", data).status_code in (201, 409)
+    base = {"trace_rating": "normal", "trace_type": "ConsoleAction", "time": NOW_MS - 60_000,
+            "user": {"id": "u-alice", "name": "alice", "domain": {"id": DOMAIN}}}
+    traces = [
+        {**base, "trace_name": "login", "service_type": "IAM", "resource_type": "user",
+         "source_ip": "203.0.113.9"},
+        {**base, "trace_name": "deleteVolume", "service_type": "EVS", "resource_type": "evs",
+         "trace_rating": "warning", "source_ip": "192.0.2.1"},
+    ]
+    assert post(client, f"/v3/{PROJECT}/traces", {"traces": traces}).status_code == 200
+    client.lambda_.invoke("s3_object_events", s3_event("customer-data", "invoices/1.pdf"))
+
+
+def schedule_scenario(name: str) -> Scenario:
+    """A scheduled function's default scenario: a transfer cycle and a digest hour later."""
+
+    def run(client: Any, monkeypatch: pytest.MonkeyPatch, clock: FixedClock) -> None:
+        _session_with_trackers(client, monkeypatch, clock)
+        for later_ms in (6 * 60_000, 66 * 60_000, 126 * 60_000):
+            clock.current_ms = NOW_MS + later_ms
+            when = datetime.datetime.fromtimestamp(clock.current_ms / 1000, datetime.UTC)
+            client.lambda_.invoke(name, events.scheduled_event(f"opencts-test-{name}", when,
+                                                                "us-east-1"))
+
+    return run
+
+
+def stream_scenario(name: str) -> Scenario:
+    """A stream function's default scenario: the traces table's new records, as Lambda's
+    DynamoDB stream mapping delivers them (chalice.test has no stream event generator)."""
+
+    def run(client: Any, monkeypatch: pytest.MonkeyPatch, clock: FixedClock) -> None:
+        _session_with_trackers(client, monkeypatch, clock)
+        table = boto3.client("dynamodb", region_name="us-east-1").describe_table(
+            TableName="opencts-test-traces")["Table"]
+        streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+        arn = table["LatestStreamArn"]
+        records = []
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            records += streams.get_records(ShardIterator=iterator)["Records"]
+        assert records
+        client.lambda_.invoke(name, events.dynamodb_event(records, arn, "us-east-1"))
+
+    return run
+
+
+def scenario_for(function: iam.FunctionSpec) -> Scenario | None:
+    if function.name in SCENARIOS:
+        return SCENARIOS[function.name]
+    if function.kind == "schedule":
+        return schedule_scenario(function.name)
+    if function.kind == "dynamodb":
+        return stream_scenario(function.name)
+    return None
+
+
 Scenario = Callable[[Any, pytest.MonkeyPatch, FixedClock], None]
 # function -> what it does in a realistic session, through the handlers Chalice runs.
 SCENARIOS: dict[str, Scenario] = {
@@ -151,12 +234,16 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+FUNCTIONS = {f.name: f for f in packaging.describe(app_module.app)}
+
+
 def test_every_function_has_a_scenario() -> None:
-    functions = {f.name for f in packaging.describe(app_module.app)}
-    assert functions <= set(SCENARIOS), f"add a scenario for {functions - set(SCENARIOS)}"
+    """Schedules and stream handlers get a default one; others need an entry in SCENARIOS."""
+    missing = {name for name, f in FUNCTIONS.items() if scenario_for(f) is None}
+    assert missing == set(), f"add a scenario to SCENARIOS for {sorted(missing)}"
 
 
-@pytest.mark.parametrize("function", sorted(SCENARIOS))
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
 def test_the_policy_allows_every_call_the_function_makes(
     function: str,
     recorder: CallRecorder,
@@ -189,7 +276,9 @@ def test_the_policy_allows_every_call_the_function_makes(
     monkeypatch.setattr(client.lambda_, "invoke", invoke)
     monkeypatch.setattr(client.http, "request", request)
 
-    SCENARIOS[function](client, monkeypatch, clock)
+    scenario = scenario_for(FUNCTIONS[function])
+    assert scenario is not None, f"add a scenario to SCENARIOS for {function}"
+    scenario(client, monkeypatch, clock)
 
     calls = [c for c in recorder.calls if c.function == function]
     assert calls, f"the {function} scenario made no AWS call"
@@ -233,3 +322,29 @@ def test_digest_public_keys_are_readable_by_tag_only(settings: Settings) -> None
     assert allows(policy, Need("kms:GetPublicKey", arn, aliases, tags=found))
     arn, aliases, found = key_lookup(foreign["KeyMetadata"]["KeyId"])
     assert not allows(policy, Need("kms:GetPublicKey", arn, aliases, tags=found))
+
+
+def test_the_default_scenarios_deliver_what_lambda_would(
+    client: Any, monkeypatch: pytest.MonkeyPatch, clock: FixedClock
+) -> None:
+    """For the scheduled and stream functions other branches add: their default scenarios run
+    here, with the not-yet-existing functions' invocations captured."""
+    captured: list[tuple[str, Any]] = []
+    real_invoke = client.lambda_.invoke
+
+    def invoke(name: str, event: Any = None) -> Any:
+        if name in FUNCTIONS:
+            return real_invoke(name, event)
+        captured.append((name, event))
+        return None
+
+    monkeypatch.setattr(client.lambda_, "invoke", invoke)
+    stream_scenario("future_matcher")(client, monkeypatch, clock)
+    schedule_scenario("future_transfer")(client, monkeypatch, clock)
+    (stream_name, stream_event), *scheduled = captured
+    assert stream_name == "future_matcher"
+    images = [r["dynamodb"]["NewImage"] for r in stream_event["Records"]]
+    assert {r["eventSource"] for r in stream_event["Records"]} == {"aws:dynamodb"}
+    assert any(i.get("trace_name", {}).get("S") == "login" for i in images)
+    assert [name for name, _ in scheduled] == ["future_transfer"] * 3
+    assert {e["detail-type"] for _, e in scheduled} == {"Scheduled Event"}
