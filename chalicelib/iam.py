@@ -7,22 +7,27 @@ function is triggered is added from the app itself (see `trigger_grants`): readi
 reading the traces stream and sending a failed stream batch to the on-failure queue; and every
 function writes its own log group. So a new function needs one line here, e.g.
 
-    "transfer": (TRACES_READ, CONTROL_READ_WRITE, ACCOUNT_BUCKETS_WRITE, CTS_LOGS),
-    "digest": (CONTROL_READ_WRITE, DIGEST_SIGN, ACCOUNT_BUCKETS_READ_WRITE),
+    "transfer": (TRACES_READ, CONTROL_READ_WRITE, ACCOUNT_BUCKETS_CHECK, ACCOUNT_BUCKETS_WRITE,
+                 ACCOUNT_BUCKETS_LIFECYCLE, ACCOUNT_KEYS_ENCRYPT, CTS_LOGS),
+    "digest": (CONTROL_READ_WRITE, DIGEST_SIGN, ACCOUNT_BUCKETS_WRITE),
     "notification_matcher": (CONTROL_READ_WRITE, ACCOUNT_TOPICS_PUBLISH, ACCOUNT_FUNCTIONS_INVOKE),
     "login_audit": (LOGIN_AUDIT_PUBLISH,),
 
-(define a new `Grant` next to the others when none fits). Tests keep the table honest:
-tests/unit/test_iam.py fails for a function of app.py without an entry, for a `*` in any action
-and for a data resource without a name or an account condition; tests/integration/test_iam_calls.py
-records the AWS calls each handler makes against moto and fails for a call its policy does not
-allow.
+then `make policies` (regenerates `.chalice/policies/<stage>/<function>.json` and points
+config.json at them). Define a new `Grant` next to the others when none fits; a new kind of
+resource needs a `Res` kind rendered by both renderers below. Tests keep the table honest:
+tests/unit/test_iam.py fails for a function of app.py without an entry, for a `*` in any action,
+for a data resource without a name or an account condition and for stale policy files;
+tests/integration/test_iam_calls.py records the AWS calls each handler makes against moto (a
+default scenario for scheduled and stream functions; others need one in its SCENARIOS) and fails
+for a call the function's policy does not allow, naming the call.
 
 Resources are named abstractly (`Res`) and rendered twice from the same grants:
-- `LiteralNames`: the JSON policy files of `chalice deploy` (`.chalice/policy-<stage>-<fn>.json`),
+- `LiteralNames`: the policy files of `chalice deploy` (`.chalice/policies/<stage>/<fn>.json`),
   from the stage's names (`stage_names.StageNames`); region and account are `*`, names exact.
   The stage's KMS keys are matched by their alias (`kms:ResourceAliases`), so re-pointing an
-  alias at a new key (rotation) needs no policy change.
+  alias at a new key (rotation) needs no policy change; `DIGEST_PUBLIC_KEYS` matches every digest
+  key of the stage by its tags, rotated-out ones included.
 - `TemplateRefs`: the packaged template's roles, with `Fn::GetAtt`/`Ref` to its own resources.
 
 Buckets, topics, functions and keys that users name in trackers and notifications are not known
@@ -166,6 +171,9 @@ ACCOUNT_KEYS_ENCRYPT = grant(
     "TrackerKeys", ["kms:GenerateDataKey", "kms:DescribeKey"], Res(ACCOUNT_KEYS)
 )
 # For the functions being added (transfer, digest, matcher, login audit): see the docstring.
+ACCOUNT_BUCKETS_CHECK = grant(
+    "TraceFileBuckets", ["s3:ListBucket", "s3:GetBucketLocation"], Res(ACCOUNT_BUCKETS)
+)
 ACCOUNT_BUCKETS_WRITE = grant(
     "TraceFiles", ["s3:PutObject", "s3:GetObject"], Res(ACCOUNT_BUCKET_OBJECTS)
 )
