@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint unit bench clean awscli
+.PHONY: install run test lint unit bench clean awscli package policies
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,5 +46,15 @@ bench: install awscli
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/trace_files.py
 
+# The SAM/CloudFormation template of STAGE in out/STAGE (sam.json, deployment.zip), linted by
+# cfn-lint. `make test` checks the same through tests/integration/test_package.py.
+STAGE ?= dev
+package: install
+	$(BIN)/python -m chalicelib.packaging --stage $(STAGE) --out out/$(STAGE) --lint
+
+# Regenerates every stage's per-function IAM policy files after app.py or chalicelib/iam.py changed.
+policies: install
+	$(BIN)/python -m chalicelib.stage_config
+
 clean:
-	rm -rf $(VENV) $(AWSCLI_VENV) .opencts .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(AWSCLI_VENV) .opencts .mypy_cache .ruff_cache .pytest_cache out

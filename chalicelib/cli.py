@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from chalicelib import admin, archive, keys_cli, notifications_cli, signing, validate_cli
+from chalicelib import bootstrap as bootstrap_cli
 from chalicelib.local.demo import demo_traces
 from chalicelib.local.state import STOPPED, find_state, read_state
 
@@ -699,6 +700,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filters(archived)
     _output(archived)
     archived.set_defaults(run=cmd_archive)
+    bootstrap_cli.add_parser(commands)
     return parser
 
 

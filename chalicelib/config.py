@@ -47,7 +47,11 @@ class Settings:
             cloudtrail_project_id=e.get("OPENCTS_CLOUDTRAIL_PROJECT_ID", ""),
             keys_kms_key=e.get("OPENCTS_KEYS_KMS_KEY") or f"alias/opencts-{stage}-keys",
             aws_endpoint=e.get("OPENCTS_AWS_ENDPOINT", ""),
-            notify_dlq=e.get("OPENCTS_NOTIFY_DLQ", f"opencts-{stage}-notify-dlq"),
+            # The stream mappings' on-failure queue (bootstrap writes its URL) is also where
+            # delivery parks a trace it gave up on: one queue to watch for stream failures.
+            notify_dlq=e.get("OPENCTS_NOTIFY_DLQ")
+            or e.get("OPENCTS_STREAM_FAILURE_QUEUE_URL", "").rsplit("/", 1)[-1]
+            or f"opencts-{stage}-stream-failures",
             notify_max_attempts=int(e.get("OPENCTS_NOTIFY_MAX_ATTEMPTS", "3")),
             notify_max_age_seconds=int(e.get("OPENCTS_NOTIFY_MAX_AGE_SECONDS", str(6 * 3600))),
             login_audit_env=tuple(

@@ -69,27 +69,32 @@ def control_table_definition(name: str) -> dict[str, Any]:
     }
 
 
-def ensure_table(dynamodb: Any, definition: dict[str, Any]) -> None:
+def ensure_table(dynamodb: Any, definition: dict[str, Any]) -> list[str]:
+    """Creates the table, or gives an existing one the indexes it lacks; returns those added."""
     name = definition["TableName"]
     try:
         table = dynamodb.describe_table(TableName=name)["Table"]
-        add_missing_indexes(dynamodb, definition, table)
-        return
     except dynamodb.exceptions.ResourceNotFoundException:
-        pass
+        table = None
+    if table is not None:
+        return add_missing_indexes(dynamodb, definition, table)
     dynamodb.create_table(**definition)
     dynamodb.get_waiter("table_exists").wait(TableName=name)
     dynamodb.update_time_to_live(
         TableName=name,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
     )
+    return []
 
 
-def add_missing_indexes(dynamodb: Any, definition: dict[str, Any], table: dict[str, Any]) -> None:
+def add_missing_indexes(
+    dynamodb: Any, definition: dict[str, Any], table: dict[str, Any]
+) -> list[str]:
     """An existing table gets the indexes a newer definition adds (e.g. `by_record_time`),
     one per UpdateTable call as DynamoDB requires; DynamoDB backfills them from the items."""
     present = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
     attributes = {a["AttributeName"]: a for a in definition["AttributeDefinitions"]}
+    added: list[str] = []
     for index in definition.get("GlobalSecondaryIndexes", []):
         if index["IndexName"] in present:
             continue
@@ -100,6 +105,8 @@ def add_missing_indexes(dynamodb: Any, definition: dict[str, Any], table: dict[s
             GlobalSecondaryIndexUpdates=[{"Create": index}],
         )
         dynamodb.get_waiter("table_exists").wait(TableName=definition["TableName"])
+        added.append(index["IndexName"])
+    return added
 
 
 def ensure_queue(sqs: Any, name: str, dead_letter_arn: str | None = None) -> str:
