@@ -453,6 +453,27 @@ class ChainHeads:
         return self._table.put_checked(head.item(), previous.version if previous else None)
 
 
+def integrity_state(
+    heads: ChainHeads, clock: Clock, period_ms: int
+) -> Callable[[str, str], dict[str, Any]]:
+    """What ListTrackers shows of a validated tracker's chain: its newest digest and whether
+    digests are up to date (`current`: the newest covers a period that ended at most two periods
+    ago), `behind` (the digest function has not run, or fails), or `none` (no digest yet)."""
+
+    def state(project_id: str, tracker_name: str) -> dict[str, Any]:
+        head = heads.get(project_id, tracker_name)
+        if head is None:
+            return {"status": "none"}
+        current = head.end_ms >= clock.now_ms() - 2 * period_ms
+        return {
+            "status": "current" if current else "behind",
+            "last_digest_time": head.end_ms,
+            "last_digest": f"s3://{head.bucket}/{head.key}",
+        }
+
+    return state
+
+
 # -- writing digests ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class WrittenDigest:

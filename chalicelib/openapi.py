@@ -188,6 +188,10 @@ SCHEMAS: dict[str, Schema] = {
             "is_support_trace_files_encryption": BOOLEAN,
             "kms_id": STRING,
             "tags": _array(_ref("Tag")),
+            "integrity": _object(
+                {"status": {"type": "string", "enum": ["current", "behind", "none"]}},
+                {"last_digest_time": INTEGER, "last_digest": STRING},
+            ),
         },
     ),
     "ListTrackersResponse": _object({"trackers": _array(_ref("Tracker"))}),

@@ -286,6 +286,9 @@ class TrackerService:
     domain_id: str
     notification_count: NotificationCounter = _no_notifications
     new_id: Callable[[], str] = _new_id
+    # The integrity state of a validated tracker's digest chain (an OpenCTS addition to
+    # ListTrackers, shown by the console): wired to the digest chain heads.
+    integrity: Callable[[str, str], dict[str, Any]] | None = None
 
     # -- CreateTracker / UpdateTracker -----------------------------------------------------------
     def create_tracker(self, project_id: str, body: Any) -> dict[str, Any]:
@@ -366,7 +369,13 @@ class TrackerService:
         trackers = [t for t in candidates if kind is None or t.tracker_type == kind]
         trackers = [self._recheck(t) for t in trackers]
         trackers.sort(key=lambda t: (t.tracker_type != SYSTEM, t.tracker_name))
-        return {"trackers": [t.body(self.region) for t in trackers]}
+        bodies = []
+        for t in trackers:
+            body = t.body(self.region)
+            if t.is_support_validate and self.integrity is not None:
+                body["integrity"] = self.integrity(project_id, t.tracker_name)
+            bodies.append(body)
+        return {"trackers": bodies}
 
     def delete_tracker(self, project_id: str, params: Params) -> dict[str, Any]:
         """DELETE /v3/{project_id}/trackers -> DeleteTrackerResponse, empty (answer 204).

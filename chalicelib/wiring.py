@@ -22,6 +22,7 @@ from chalicelib.digests import (
     KmsDigestSigner,
     PublicKeyRegistry,
     S3DigestObjects,
+    integrity_state,
 )
 from chalicelib.ingest import Ingestor
 from chalicelib.notification_rules import NotificationMatcher
@@ -97,6 +98,7 @@ def build(
     )
     trackers = TrackerService(
         notification_count=notifications.count,
+        integrity=integrity_state(ChainHeads(control), clock, settings.digest_period_s * 1000),
         table=control,
         buckets=S3TransferBuckets(aws("s3"), settings.region),
         projects=projects,

@@ -281,16 +281,17 @@ async function loadTrackers() {
     const transfer = obs.bucket_name ? `s3://${obs.bucket_name}/${obs.file_prefix_name || ""}` : "Not configured";
     const enabled = tracker.status !== "disabled";
     const status = tracker.status + (tracker.detail ? ` (${tracker.detail})` : "");
-    const integrity = tracker.integrity
-      ? `${tracker.integrity.status} · ${formatTime(tracker.integrity.last_digest_time)}`
-      : (tracker.is_support_validate ? "Enabled" : "Off");
+    const digest = tracker.integrity || {};
+    const integrity = !tracker.is_support_validate ? "Off"
+      : digest.last_digest_time ? `${digest.status} · last digest ${formatTime(digest.last_digest_time)}`
+        : "No digest yet";
     const tags = (tracker.tags || []).map((t) => `${t.key}=${t.value}`).join(", ");
     body.append(element("tr", { "data-tracker": tracker.tracker_name },
       element("td", { text: tracker.tracker_name }),
       element("td", { text: tracker.tracker_type }),
       element("td", { class: "status", text: status }),
       element("td", { text: transfer }),
-      element("td", { text: integrity }),
+      element("td", { class: "integrity", text: integrity, title: digest.last_digest || "" }),
       element("td", { class: "tags", text: tags }),
       element("td", {},
         element("button", { type: "button", class: "configure", onclick: () => editTracker(tracker), text: "Configure" }),

@@ -134,10 +134,12 @@ def test_create_configure_disable_tag_and_delete_a_tracker(console: Console) -> 
     form.locator("input[name=transfer]").check()
     form.locator("input[name=bucket_name]").fill("trace-archive")
     form.locator("input[name=file_prefix_name]").fill("audit")
+    form.locator("input[name=is_support_validate]").check()
     form.locator("button[type=submit]").click()
 
     row = console.page.locator("#tracker-table tr[data-tracker=uploads]")
     expect(row).to_contain_text("enabled")
+    expect(row.locator("td.integrity")).to_have_text("No digest yet")
     expect(row).to_contain_text("s3://trace-archive/audit")
     console.screenshot("tracker-list")
 

@@ -351,3 +351,24 @@ def test_list_public_keys_over_the_api_needs_no_signature(
     assert json.loads(wrong.body)["__type"] == "UnknownOperationException"
     # Other routes still refuse unsigned requests.
     assert client.unsigned.http.get(f"/v3/{PROJECT}/traces").status_code == 401
+
+
+def test_list_trackers_shows_the_state_of_the_digest_chain(
+    tracked: Services, clock: FixedClock
+) -> None:
+    def integrity() -> dict[str, Any]:
+        listed = tracked.trackers.list_trackers(PROJECT, {"tracker_name": [TRACKER]})
+        state: dict[str, Any] = listed["trackers"][0]["integrity"]
+        return state
+
+    assert integrity() == {"status": "none"}
+    build_chain(tracked, clock, hours=1)
+    newest = head(tracked)
+    assert integrity() == {
+        "status": "current",
+        "last_digest_time": newest.end_ms,
+        "last_digest": f"s3://{BUCKET}/{newest.key}",
+    }
+    # Two periods without a digest: the digest function is not keeping up.
+    clock.current_ms = newest.end_ms + 2 * MS_PER_HOUR + 1
+    assert integrity()["status"] == "behind"
