@@ -327,6 +327,56 @@ def test_a_reported_trace_appears_in_a_trace_file_within_a_fast_cycle(stack: Sta
     assert re.search(r"/opencts_CloudTrace_us-east-1-opencts-demo_.*\.json\.gz$", keys[0])
 
 
+def test_a_notification_created_through_the_api_fires_on_a_matching_trace_only(
+    stack: Stack,
+) -> None:
+    # Given a notification on EVS deleteVolume to the stack's subscriber topic, and a drained tail
+    topic = stack.state["resources"]["notifications_topic_arn"]
+    body = {
+        "notification_name": "e2e_volume_deletes",
+        "operation_type": "customized",
+        "operations": [
+            {"service_type": "EVS", "resource_type": "evs", "trace_names": ["deleteVolume"]}
+        ],
+        "topic_id": topic,
+    }
+    created = stack.cli("notifications", "create", json.dumps(body), "--output", "json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["status"] == "enabled"
+    assert stack.cli("notifications", "tail", "--wait", "0").returncode == 0
+
+    # When a matching and a non-matching trace are reported
+    now = int(time.time() * 1000) - 1000
+    wanted, other = f"e2e-del-{uuid.uuid4()}", f"e2e-new-{uuid.uuid4()}"
+    traces = [
+        {"trace_id": trace_id, "trace_name": name, "trace_rating": "warning",
+         "trace_type": "ApiCall", "time": now, "service_type": "EVS", "resource_type": "evs",
+         "resource_id": "vol-1", "user": {"id": "u-e2e", "name": "e2e"},
+         "source_ip": "203.0.113.5"}
+        for trace_id, name in ((other, "createVolume"), (wanted, "deleteVolume"))
+    ]  # fmt: skip
+    reported = subprocess.run(
+        [sys.executable, "-m", "chalicelib.cli", "report", "-"],
+        cwd=stack.workdir, env=environment(), input=json.dumps(traces),
+        capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert reported.returncode == 0, reported.stderr
+
+    # Then the topic carries the matching trace, with its attributes, within seconds; nothing else
+    tail = stack.cli(
+        "notifications", "tail", "--follow", "--max", "1", "--output", "json", timeout=20
+    )
+    assert tail.returncode == 0, tail.stderr
+    record = json.loads(tail.stdout.splitlines()[0])
+    assert record["message"]["trace_id"] == wanted
+    assert record["attributes"]["notification_name"] == "e2e_volume_deletes"
+    assert record["attributes"]["service_type"] == "EVS"
+    rest = stack.cli("notifications", "tail", "--wait", "2", "--output", "json")
+    assert rest.returncode == 0, rest.stderr
+    assert other not in rest.stdout
+    assert wanted not in rest.stdout
+
+
 def test_sigterm_stops_everything(stack: Stack) -> None:
     # Given the running stack (its own process group)
     pgid = os.getpgid(stack.process.pid)
