@@ -377,6 +377,37 @@ def test_a_notification_created_through_the_api_fires_on_a_matching_trace_only(
     assert wanted not in rest.stdout
 
 
+def test_validate_accepts_the_chain_then_names_a_tampered_trace_file(stack: Stack) -> None:
+    # Given the demo tracker's files and digests (fast mode: a digest period of seconds)
+    state = stack.state
+    bucket, prefix = state["transfer"]["bucket"], state["transfer"]["prefix"]
+    s3 = boto3.client(
+        "s3", region_name=state["region"], endpoint_url=state["aws_endpoint"],
+        aws_access_key_id="e2e", aws_secret_access_key="e2e",
+    )  # fmt: skip
+    deadline = time.monotonic() + 40
+    while True:
+        checked = stack.cli("validate", "--tracker", "system", "--start", "10m", timeout=30)
+        files = re.search(r"(\d+)/(\d+) trace files valid", checked.stdout)
+        if checked.returncode == 0 and files and int(files.group(2)) > 0:
+            break
+        assert time.monotonic() < deadline, (checked.returncode, checked.stdout, checked.stderr)
+        time.sleep(2)
+    assert "0 problems" in checked.stdout
+
+    # When a trace file that a digest lists gets one byte more
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/CloudTraces/")["Contents"]
+    key = sorted(o["Key"] for o in listed)[0]
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key, Body=body + b"x")
+
+    # Then validate names that object and exits 1
+    tampered = stack.cli("validate", "--tracker", "system", "--start", "10m", timeout=30)
+    assert tampered.returncode == 1, (tampered.stdout, tampered.stderr)
+    assert f"s3://{bucket}/{key}" in tampered.stdout
+    assert "INVALID" in tampered.stdout
+
+
 def test_sigterm_stops_everything(stack: Stack) -> None:
     # Given the running stack (its own process group)
     pgid = os.getpgid(stack.process.pid)
