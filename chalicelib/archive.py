@@ -47,8 +47,9 @@ def archive_query(params: Mapping[str, str], from_ms: int, to_ms: int) -> TraceQ
     """The ListTraces parameters, validated as ListTraces does, over a window of any age."""
     wanted = {k: [v] for k, v in params.items() if v}
     wanted["from"], wanted["to"] = [str(from_ms)], [str(to_ms)]
-    # parse_query clamps `from` to the 7-day retention of its "now": give it one that does not.
-    return parse_query(wanted, max(to_ms, from_ms + RETENTION_MS))
+    # parse_query clamps `from` to the 7-day retention of its "now": give it the "now" that
+    # keeps `from` as it is, whatever the window's length (a 14-day window ending now included).
+    return parse_query(wanted, from_ms + RETENTION_MS)
 
 
 def matches(trace: Mapping[str, Any], query: TraceQuery) -> bool:

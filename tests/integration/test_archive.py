@@ -98,6 +98,18 @@ def test_only_the_day_folders_of_the_window_are_listed(
     assert len(listed) == 9
 
 
+def test_a_window_longer_than_the_retention_keeps_its_start() -> None:
+    # Given a window of two weeks ending now (the security audit of docs/guides)
+    start, end = NOW_MS - 14 * MS_PER_DAY, NOW_MS
+
+    # When it becomes a query, Then its start is not clamped to the 7-day retention
+    query = archive_query({}, start, end)
+    assert (query.from_ms, query.to_ms) == (start, end)
+    # And at the edge, a window of exactly 7 days and one of 7 days and a millisecond
+    assert archive_query({}, end - 7 * MS_PER_DAY, end).from_ms == end - 7 * MS_PER_DAY
+    assert archive_query({}, end - 7 * MS_PER_DAY - 1, end).from_ms == end - 7 * MS_PER_DAY - 1
+
+
 def test_bad_filters_are_refused_as_list_traces_refuses_them() -> None:
     with pytest.raises(CtsError, match="trace_rating"):
         archive_query({"trace_rating": "fatal"}, 0, 1)
