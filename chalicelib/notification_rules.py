@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -122,6 +123,7 @@ class CompiledRule:
     others: tuple[CompiledPattern, ...] = field(init=False, repr=False, compare=False)
     users_part: tuple[CompiledPattern, ...] = field(init=False, repr=False, compare=False)
     target: Target = field(init=False, repr=False, compare=False)
+    name: str = field(init=False, repr=False, compare=False)  # the order of matches
 
     def __post_init__(self) -> None:
         n = self.notification
@@ -139,6 +141,7 @@ class CompiledRule:
         object.__setattr__(self, "others", others)
         object.__setattr__(self, "users_part", users)
         object.__setattr__(self, "target", target)
+        object.__setattr__(self, "name", n.notification_name)
 
     def matches(self, trace: Mapping[str, Any]) -> bool:
         """Every part, by the patterns alone (rule testing, replay, unusual traces)."""
@@ -305,8 +308,7 @@ def _buckets(filed: dict[Any, list[CompiledRule]]) -> dict[Any, _Bucket]:
     return {key: _Bucket(rules) for key, rules in filed.items()}
 
 
-def _name_of(rule: CompiledRule) -> str:
-    return rule.notification.notification_name
+_name_of = operator.attrgetter("name")
 
 
 @dataclass
