@@ -16,13 +16,16 @@ The parts are kept apart (EventBridge has no AND of two patterns that both use $
 so a failed match says which part failed: ``"filter: field 'code' value "200" does not match
 ..."``. A disabled notification is never compiled into the index, and never matches.
 
-Index. Matching cost grows with the candidate rules, not with all rules. A customized rule is
-filed under each (service_type, trace_name) of its operations; the lookup plus a set test of
-(service_type, resource_type, trace_name) is exactly the operations pattern, evaluated as
-EventBridge's own engine does (a state machine on exact values), so the patterns run only for
-the other parts. A complete rule whose pattern names top-level `service_type` (and `trace_name`)
-by exact values only is filed under them; every other rule is always a candidate. A trace whose
-`service_type` or `trace_name` is not a string (only possible in tests) checks every rule.
+Index. Matching cost grows with the candidate rules that survive the keys, not with all rules
+(RuleIndex). A customized rule is filed under each (service_type, resource_type, trace_name) of
+its operations: the lookup is exactly the operations pattern on string values. A complete rule
+whose pattern names top-level `service_type` (and `trace_name`) by exact values only is filed
+under them; every other rule is in `always`. Each key's rules are prepared into a bucket: rules
+decided by the key alone, rules grouped by their remaining parts, and rules with a user list
+filed under each user name. Identical parts (a filter, a user list, a pattern) are one compiled
+object per project and are evaluated at most once per trace. A trace whose key fields are
+arrays (or not strings), or whose `user` is not an object with a string name, takes a slower
+path with the same answers (every rule in full; the user part as a pattern).
 
 Cache. `NotificationMatcher` keeps, per project, the index and the version of the project's
 notification set (the `#SET` item of chalicelib/notifications.py, whose version moves on every
