@@ -71,14 +71,12 @@ def build_chain(
 ) -> tuple[Settings, int, int, int]:
     """The chain on moto's server; returns the settings, the range and the files written."""
     os.environ.update(_env(moto_url))
-    settings = Settings.from_env(
-        {
-            "AWS_REGION": REGION,
-            "OPENCTS_STAGE": "bench",
-            "OPENCTS_DOMAIN_ID": DOMAIN,
-            "OPENCTS_AWS_ENDPOINT": moto_url,
-        }
-    )
+    settings = Settings.from_env({
+        "AWS_REGION": REGION,
+        "OPENCTS_STAGE": "bench",
+        "OPENCTS_DOMAIN_ID": DOMAIN,
+        "OPENCTS_AWS_ENDPOINT": moto_url,
+    })
 
     def aws(service: str) -> Any:
         return client(service, REGION, moto_url)
@@ -90,15 +88,10 @@ def build_chain(
     svc = build(settings, clock)
     svc.projects.register(PROJECT, DOMAIN)
     aws("s3").create_bucket(Bucket=BUCKET)
-    svc.trackers.create_tracker(
-        PROJECT,
-        {
-            "tracker_type": "system",
-            "tracker_name": TRACKER,
-            "is_support_validate": True,
-            "obs_info": {"bucket_name": BUCKET, "file_prefix_name": PREFIX},
-        },
-    )
+    svc.trackers.create_tracker(PROJECT, {
+        "tracker_type": "system", "tracker_name": TRACKER, "is_support_validate": True,
+        "obs_info": {"bucket_name": BUCKET, "file_prefix_name": PREFIX},
+    })
     assert svc.digests is not None
     deliveries = DeliveryLog(DynamoControlTable(aws("dynamodb"), settings.control_table))
     start = NOW_MS - NOW_MS % MS_PER_HOUR - hours * MS_PER_HOUR
@@ -111,39 +104,19 @@ def build_chain(
         count = files // hours + (1 if h < files % hours else 0)
         for i in range(count):
             at = hour + (i + 1) * (MS_PER_HOUR // (count + 1))
-            batch = [
-                {
-                    "trace_id": f"{at}-{j}",
-                    "time": at - j,
-                    "service_type": "ECS",
-                    "trace_name": "createServer",
-                    "user": {"name": "bench"},
-                }
-                for j in range(traces)
-            ]
+            batch = [{"trace_id": f"{at}-{j}", "time": at - j, "service_type": "ECS",
+                      "trace_name": "createServer", "user": {"name": "bench"}}
+                     for j in range(traces)]
             content = json.dumps(batch).encode()
             body = gzip.compress(content)
             t = time.gmtime(at // 1000)
-            key = (
-                f"{PREFIX}/CloudTraces/{REGION}/{t.tm_year}/{t.tm_mon}/{t.tm_mday}/{TRACKER}/"
-                f"ECS/{PREFIX}_CloudTrace_{REGION}-{PROJECT}_"
-                f"{time.strftime('%Y-%m-%dT%H-%M-%SZ', t)}_{written:016x}.json.gz"
-            )
+            key = (f"{PREFIX}/CloudTraces/{REGION}/{t.tm_year}/{t.tm_mon}/{t.tm_mday}/{TRACKER}/"
+                   f"ECS/{PREFIX}_CloudTrace_{REGION}-{PROJECT}_"
+                   f"{time.strftime('%Y-%m-%dT%H-%M-%SZ', t)}_{written:016x}.json.gz")
             s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-            deliveries.record(
-                DeliveredFile(
-                    PROJECT,
-                    TRACKER,
-                    BUCKET,
-                    key,
-                    hashlib.sha256(content).hexdigest(),
-                    at - traces,
-                    at,
-                    at,
-                    traces,
-                    len(body),
-                )
-            )
+            deliveries.record(DeliveredFile(
+                PROJECT, TRACKER, BUCKET, key, hashlib.sha256(content).hexdigest(),
+                at - traces, at, at, traces, len(body)))
             written += 1
         clock.current_ms = hour + MS_PER_HOUR + 90_000
         svc.digests.run()
@@ -159,9 +132,8 @@ def serve_api(settings: Settings) -> tuple[str, Any]:
     import app as app_module  # noqa: PLC0415
     from chalicelib.local.stack import chalice_config, make_api_server  # noqa: PLC0415
 
-    server = make_api_server(
-        app_module.app, chalice_config(ROOT, app_module.app), "127.0.0.1", 0, access_log=False
-    )
+    server = make_api_server(app_module.app, chalice_config(ROOT, app_module.app), "127.0.0.1", 0,
+                             access_log=False)
     threading.Thread(target=server.server.serve_forever, daemon=True).start()
     host, port = server.server.server_address[:2]
     return f"http://{host}:{port}", server.server
@@ -170,27 +142,10 @@ def serve_api(settings: Settings) -> tuple[str, Any]:
 def run_ours(workdir: Path, start: int, end: int, workers: int) -> tuple[float, dict[str, Any]]:
     began = time.perf_counter()
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chalicelib.cli",
-            "validate",
-            "--project",
-            PROJECT,
-            "--tracker",
-            TRACKER,
-            "--start",
-            iso(start),
-            "--end",
-            iso(end),
-            "--json",
-            "--workers",
-            str(workers),
-        ],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, "-m", "chalicelib.cli", "validate", "--project", PROJECT,
+         "--tracker", TRACKER, "--start", iso(start), "--end", iso(end), "--json",
+         "--workers", str(workers)],
+        cwd=workdir, capture_output=True, text=True, check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     elapsed = time.perf_counter() - began
@@ -200,38 +155,15 @@ def run_ours(workdir: Path, start: int, end: int, workers: int) -> tuple[float, 
 
 
 def run_awscli(api: str, moto_url: str, start: int, end: int) -> tuple[float, str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": tempfile.gettempdir(),
-        **_env(moto_url),
-        "AWS_ENDPOINT_URL_S3": moto_url,
-    }
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tempfile.gettempdir(),
+           **_env(moto_url), "AWS_ENDPOINT_URL_S3": moto_url}
     began = time.perf_counter()
     done = subprocess.run(
-        [
-            str(AWSCLI),
-            "cloudtrail",
-            "validate-logs",
-            "--trail-arn",
-            f"arn:aws:cloudtrail:{REGION}:{DOMAIN}:trail/{TRACKER}",
-            "--start-time",
-            iso(start),
-            "--end-time",
-            iso(end),
-            "--endpoint-url",
-            api,
-            "--s3-bucket",
-            BUCKET,
-            "--s3-prefix",
-            PREFIX,
-            "--region",
-            REGION,
-            "--verbose",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+        [str(AWSCLI), "cloudtrail", "validate-logs",
+         "--trail-arn", f"arn:aws:cloudtrail:{REGION}:{DOMAIN}:trail/{TRACKER}",
+         "--start-time", iso(start), "--end-time", iso(end), "--endpoint-url", api,
+         "--s3-bucket", BUCKET, "--s3-prefix", PREFIX, "--region", REGION, "--verbose"],
+        env=env, capture_output=True, text=True, check=False,
     )
     elapsed = time.perf_counter() - began
     if done.returncode != 0:
@@ -264,22 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             (workdir / ".opencts").mkdir()
-            (workdir / ".opencts" / "local.json").write_text(
-                json.dumps(
-                    {
-                        "status": "running",
-                        "aws_endpoint": moto_url,
-                        "region": REGION,
-                        "project_id": PROJECT,
-                        "domain_id": DOMAIN,
-                        "stage": "bench",
-                        "resources": {
-                            "control_table": settings.control_table,
-                            "traces_table": settings.traces_table,
-                        },
-                    }
-                )
-            )
+            (workdir / ".opencts" / "local.json").write_text(json.dumps({
+                "status": "running", "aws_endpoint": moto_url, "region": REGION,
+                "project_id": PROJECT, "domain_id": DOMAIN, "stage": "bench",
+                "resources": {"control_table": settings.control_table,
+                              "traces_table": settings.traces_table},
+            }))
             ours: list[float] = []
             theirs: list[float] = []
             for r in range(args.rounds):
@@ -300,21 +222,19 @@ def main(argv: list[str] | None = None) -> int:
         moto.stop()
     ours_s, theirs_s = statistics.median(ours), statistics.median(theirs)
     ratio = ours_s / theirs_s
-    emit(
-        {
-            "bench": "validate",
-            "hours": args.hours,
-            "digests": digests,
-            "trace_files": files,
-            "workers": args.workers,
-            "rounds": args.rounds,
-            "opencts_validate_s": round(ours_s, 3),
-            "awscli_validate_logs_s": round(theirs_s, 3),
-            "ratio": round(ratio, 3),
-            "target_ratio_max": TARGET_RATIO,
-            "meets_target": ratio <= TARGET_RATIO,
-        }
-    )
+    emit({
+        "bench": "validate",
+        "hours": args.hours,
+        "digests": digests,
+        "trace_files": files,
+        "workers": args.workers,
+        "rounds": args.rounds,
+        "opencts_validate_s": round(ours_s, 3),
+        "awscli_validate_logs_s": round(theirs_s, 3),
+        "ratio": round(ratio, 3),
+        "target_ratio_max": TARGET_RATIO,
+        "meets_target": ratio <= TARGET_RATIO,
+    })
     return 0
 
 
