@@ -4,8 +4,8 @@ message SNS published, observed on the queue subscribed to the stack's topic.
 The stack runs in this process (moto server, Chalice's local HTTP server, the local driver polling
 the traces table's stream every `--poll` seconds, as `make run` does). Two paths are measured on
 the same stack, alternating: a key event notification (a notification on the stack's topic,
-matched by `bench.matching.build_matcher`, swappable with `--matcher`, wired through the
-stack's matcher hook) and the login audit (a sign-in from outside its whitelist). Each sample is
+created through the API and matched by the product's NotificationMatcher, as deployed) and the
+login audit (a sign-in from outside its whitelist). Each sample is
 wall time from just before the POST to the SQS receive that returned the message. Prints one
 JSON line with the medians and the ratio of the overall median to the 2 s target.
 """
@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +28,8 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from bench.common import emit, progress  # noqa: E402
-from bench.matching import Match, Rule, _load  # noqa: E402
 from chalicelib.aws import client  # noqa: E402
 from chalicelib.cli import Api, Credentials  # noqa: E402
-from chalicelib.clock import Clock  # noqa: E402
-from chalicelib.control import ControlTable  # noqa: E402
 from chalicelib.local.notifications import TOPIC_NAME  # noqa: E402
 from chalicelib.local.stack import (  # noqa: E402
     DEMO_DOMAIN,
@@ -42,33 +38,23 @@ from chalicelib.local.stack import (  # noqa: E402
     LocalStack,
     StackOptions,
 )
-from chalicelib.notification_types import Matcher, Target  # noqa: E402
 
 TARGET_MEDIAN_S = 2.0
 TRACE_NAME = "benchLatency"
 
 
-class RuleMatcher:
-    """The Matcher protocol over a rule-matching function (bench.matching's shape)."""
-
-    def __init__(self, match: Match, targets: Mapping[str, Target]) -> None:
-        self._match = match
-        self._targets = targets
-
-    def matches(self, project_id: str, trace: Mapping[str, Any]) -> list[Target]:
-        return [
-            self._targets[r]
-            for r in self._match(trace)
-            if self._targets[r].project_id == project_id
-        ]
-
-
-def matcher_factory(
-    builder: Callable[[Sequence[Rule]], Match], project_id: str, topic_arn: str
-) -> Callable[[ControlTable, Clock], Matcher]:
-    rule: Rule = ("bench", {"service_type": ["ECS"], "trace_name": [TRACE_NAME]})
-    target = Target(project_id, "bench", "bench_latency", "smn", topic_arn)
-    return lambda control, clock: RuleMatcher(builder([rule]), {"bench": target})
+def create_notification(api: Api, project_id: str, topic_arn: str) -> None:
+    """The notification the samples fire, created through the API as a user would."""
+    body = {
+        "notification_name": "bench_latency",
+        "operation_type": "customized",
+        "operations": [
+            {"service_type": "ECS", "resource_type": "ecs", "trace_names": [TRACE_NAME]}
+        ],
+        "topic_id": topic_arn,
+    }
+    reply = api.call("POST", f"/v3/{project_id}/notifications", body=body)
+    assert reply.status == 201, reply.body[:500]
 
 
 def _trace(kind: str) -> dict[str, Any]:
@@ -91,13 +77,10 @@ def _trace(kind: str) -> dict[str, Any]:
     return base
 
 
-def run(samples: int, poll_s: float, matcher_spec: str) -> dict[str, Any]:
+def run(samples: int, poll_s: float) -> dict[str, Any]:
     topic_arn = f"arn:aws:sns:{REGION}:{DEMO_DOMAIN}:{TOPIC_NAME}"
-    factory = matcher_factory(_load(matcher_spec), DEMO_PROJECT, topic_arn)
     with tempfile.TemporaryDirectory() as state_dir:
-        stack = LocalStack(
-            StackOptions(api_port=0, aws_port=0, state_dir=Path(state_dir), matcher_factory=factory)
-        )
+        stack = LocalStack(StackOptions(api_port=0, aws_port=0, state_dir=Path(state_dir)))
         try:
             state = stack.start()
             assert stack.resources["notifications_topic_arn"] == topic_arn
@@ -107,6 +90,7 @@ def run(samples: int, poll_s: float, matcher_spec: str) -> dict[str, Any]:
                 state["api_endpoint"],
                 Credentials(state["access_key"]["id"], state["access_key"]["secret"]),
             )
+            create_notification(api, DEMO_PROJECT, topic_arn)
             sqs = client("sqs", REGION, state["aws_endpoint"])
             queue = state["resources"]["notifications_queue_url"]
             latencies: dict[str, list[float]] = {"notification": [], "login_audit": []}
@@ -150,11 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="report -> SNS latency on the local stack")
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--poll", type=float, default=0.5, help="stream poll interval, s")
-    parser.add_argument("--matcher", default="bench.matching:build_matcher")
     args = parser.parse_args(argv)
     # The stack's functions log at INFO on stdout, which is this benchmark's one JSON line.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    result = run(args.samples, args.poll, args.matcher)
+    result = run(args.samples, args.poll)
     progress(f"notify latency: median {result['median_s']} s")
     emit(result)
     return 0

@@ -16,13 +16,16 @@ The parts are kept apart (EventBridge has no AND of two patterns that both use $
 so a failed match says which part failed: ``"filter: field 'code' value "200" does not match
 ..."``. A disabled notification is never compiled into the index, and never matches.
 
-Index. Matching cost grows with the candidate rules, not with all rules. A customized rule is
-filed under each (service_type, trace_name) of its operations; the lookup plus a set test of
-(service_type, resource_type, trace_name) is exactly the operations pattern, evaluated as
-EventBridge's own engine does (a state machine on exact values), so the patterns run only for
-the other parts. A complete rule whose pattern names top-level `service_type` (and `trace_name`)
-by exact values only is filed under them; every other rule is always a candidate. A trace whose
-`service_type` or `trace_name` is not a string (only possible in tests) checks every rule.
+Index. Matching cost grows with the candidate rules that survive the keys, not with all rules
+(RuleIndex). A customized rule is filed under each (service_type, resource_type, trace_name) of
+its operations: the lookup is exactly the operations pattern on string values. A complete rule
+whose pattern names top-level `service_type` (and `trace_name`) by exact values only is filed
+under them; every other rule is in `always`. Each key's rules are prepared into a bucket: rules
+decided by the key alone, rules grouped by their remaining parts, and rules with a user list
+filed under each user name. Identical parts (a filter, a user list, a pattern) are one compiled
+object per project and are evaluated at most once per trace. A trace whose key fields are
+arrays (or not strings), or whose `user` is not an object with a string name, takes a slower
+path with the same answers (every rule in full; the user part as a pattern).
 
 Cache. `NotificationMatcher` keeps, per project, the index and the version of the project's
 notification set (the `#SET` item of chalicelib/notifications.py, whose version moves on every
@@ -33,7 +36,9 @@ recompiles. A change therefore reaches every container within the TTL.
 
 from __future__ import annotations
 
+import json
 import logging
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -105,18 +110,25 @@ def rule_patterns(notification: Notification) -> list[tuple[str, dict[str, Any]]
 
 
 # -- the compiled rule -----------------------------------------------------------------------
+SharedParts = dict[tuple[bool, str], CompiledPattern]
+Group = tuple[tuple[CompiledPattern, ...], tuple["CompiledRule", ...]]
+
+
 @dataclass(frozen=True)
 class CompiledRule:
     notification: Notification
     # (service_type, resource_type, trace_name) of a customized rule; empty for complete.
     operations: frozenset[tuple[str, str, str]]
     parts: tuple[tuple[str, CompiledPattern], ...]
-    # The parts the index does not answer (all but operations), and the delivery target.
-    residual: tuple[CompiledPattern, ...] = field(init=False, repr=False, compare=False)
+    # The user names of the `users` part (empty: no such part), the parts the index answers
+    # neither by its keys nor by user name (the filter and the pattern), and the target.
+    user_names: frozenset[str] = field(init=False, repr=False, compare=False)
+    others: tuple[CompiledPattern, ...] = field(init=False, repr=False, compare=False)
+    users_part: tuple[CompiledPattern, ...] = field(init=False, repr=False, compare=False)
     target: Target = field(init=False, repr=False, compare=False)
+    name: str = field(init=False, repr=False, compare=False)  # the order of matches
 
     def __post_init__(self) -> None:
-        residual = tuple(p for name, p in self.parts if name != "operations")
         n = self.notification
         target = Target(
             project_id=n.project_id,
@@ -125,19 +137,18 @@ class CompiledRule:
             notification_type=n.notification_type,
             topic_id=n.topic_id,
         )
-        object.__setattr__(self, "residual", residual)
+        others = tuple(p for name, p in self.parts if name not in ("operations", "users"))
+        users = tuple(p for name, p in self.parts if name == "users")
+        names = frozenset(n.user_names()) if users else frozenset()
+        object.__setattr__(self, "user_names", names)
+        object.__setattr__(self, "others", others)
+        object.__setattr__(self, "users_part", users)
         object.__setattr__(self, "target", target)
+        object.__setattr__(self, "name", n.notification_name)
 
     def matches(self, trace: Mapping[str, Any]) -> bool:
-        """Every part, by the patterns alone (rule testing, replay)."""
+        """Every part, by the patterns alone (rule testing, replay, unusual traces)."""
         return self.notification.enabled and all(p.matches(trace) for _, p in self.parts)
-
-    def matches_candidate(self, trace: Mapping[str, Any], key: tuple[Any, Any, Any]) -> bool:
-        """For a candidate found by the index: the operation set (`key` is the trace's
-        service_type, resource_type and trace_name), then the other parts."""
-        if self.operations and key not in self.operations:
-            return False
-        return all(compiled.matches(trace) for compiled in self.residual)
 
     def explain(self, trace: Mapping[str, Any]) -> str | None:
         """None when the trace matches; otherwise the part and the condition that failed."""
@@ -162,28 +173,46 @@ class CompiledRule:
 
 
 def compile_rule(
-    notification: Notification, extra_pattern: Mapping[str, Any] | None = None
+    notification: Notification,
+    extra_pattern: Mapping[str, Any] | None = None,
+    shared: SharedParts | None = None,
 ) -> CompiledRule:
     """Compiles a notification (and, for rule testing, one more pattern ANDed with it).
+    With `shared`, a part identical to one compiled before (same kind, same JSON) is that same
+    CompiledPattern object, so the index evaluates it once per trace whoever uses it.
     Raises CtsError CTS.1205/CTS.1206 when a part is not a valid pattern."""
     named = rule_patterns(notification)
     if extra_pattern is not None:
         named.append(("pattern", dict(extra_pattern)))
     parts: list[tuple[str, CompiledPattern]] = []
     for name, source in named:
-        try:
-            # Only the user's pattern keeps EventBridge's 4 KB limit: 1,000 operations or 50
-            # users are a valid CTS rule and need more.
-            limit = {} if name == "pattern" else {"max_bytes": None}
-            parts.append((name, compile_pattern(source, **limit)))
-        except PatternError as e:
-            raise nm.invalid_pattern(f"{name}: {e}") from None
+        # Only the user's pattern keeps EventBridge's 4 KB limit: 1,000 operations or 50
+        # users are a valid CTS rule and need more.
+        limited = name == "pattern"
+        key = (limited, _canonical(source)) if shared is not None else None
+        compiled = shared.get(key) if shared is not None and key is not None else None
+        if compiled is None:
+            try:
+                limit = {} if limited else {"max_bytes": None}
+                compiled = compile_pattern(source, **limit)
+            except PatternError as e:
+                raise nm.invalid_pattern(f"{name}: {e}") from None
+            if shared is not None and key is not None:
+                shared[key] = compiled
+        parts.append((name, compiled))
     operations = frozenset(
         (op.service_type, op.resource_type, t)
         for op in notification.operations
         for t in op.trace_names
     )
     return CompiledRule(notification, operations, tuple(parts))
+
+
+def _canonical(source: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(source, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return f"unshared:{id(source)}"  # not JSON: compile_pattern will say why
 
 
 def pattern_only_rule(pattern: Mapping[str, Any]) -> CompiledRule:
@@ -210,65 +239,196 @@ def _exact_strings(pattern: Mapping[str, Any] | None, name: str) -> list[str] | 
     return list(dict.fromkeys(leaf))
 
 
+def _groups(rules: Iterable[tuple[CompiledRule, tuple[CompiledPattern, ...]]]) -> tuple[Group, ...]:
+    """Rules grouped by the parts they still need (in first-seen order): a group's parts are
+    evaluated once, and a group without parts matches as is."""
+    grouped: dict[tuple[int, ...], tuple[tuple[CompiledPattern, ...], list[CompiledRule]]] = {}
+    for rule, parts in rules:
+        grouped.setdefault(tuple(id(p) for p in parts), (parts, []))[1].append(rule)
+    return tuple((parts, tuple(members)) for parts, members in grouped.values())
+
+
+_NO_GROUPS: tuple[Group, ...] = ()
+_ABSENT: Any = object()
+
+
+class _Bucket:
+    """The rules filed under one index key, prepared for matching:
+
+    * `plain`: rules the key alone decides (no user list, no filter, no pattern);
+    * `groups`: rules without a user list, grouped by their remaining parts;
+    * `by_user`: rules with a user list, under each of their user names, grouped by their
+      remaining parts: a trace whose `user.name` is a string meets only the rules listing it;
+    * `user_groups`: the same rules with the user part among the parts to evaluate, for a trace
+      whose `user` is not a plain object with a string name."""
+
+    __slots__ = ("by_user", "groups", "plain", "rules", "user_groups")
+
+    def __init__(self, rules: list[CompiledRule]) -> None:
+        self.rules = rules
+        free = [r for r in rules if not r.user_names]
+        self.plain = tuple(r for r in free if not r.others)
+        self.groups = _groups((r, r.others) for r in free if r.others)
+        listed = [r for r in rules if r.user_names]
+        per_user: dict[str, list[CompiledRule]] = {}
+        for rule in listed:
+            for name in rule.user_names:
+                per_user.setdefault(name, []).append(rule)
+        self.by_user = {
+            name: _groups((r, r.others) for r in members) for name, members in per_user.items()
+        }
+        self.user_groups = _groups((r, r.users_part + r.others) for r in listed)
+
+    def collect(
+        self,
+        trace: Mapping[str, Any],
+        user: Any,
+        verdicts: dict[CompiledPattern, bool],
+        found: list[CompiledRule],
+    ) -> None:
+        """Appends the bucket's rules that match `trace`. `user` is the trace's user name when
+        it is a string, `_ABSENT` when the trace has no `user`, None otherwise."""
+        found.extend(self.plain)
+        if user is None:
+            extra = self.user_groups
+        elif user is _ABSENT or not self.by_user:
+            extra = _NO_GROUPS
+        else:
+            extra = self.by_user.get(user, _NO_GROUPS)
+        for groups in (self.groups, extra):
+            for parts, members in groups:
+                for part in parts:
+                    verdict = verdicts.get(part)
+                    if verdict is None:
+                        verdict = verdicts[part] = part.matches(trace)
+                    if not verdict:
+                        break
+                else:
+                    found.extend(members)
+
+
+def _buckets(filed: dict[Any, list[CompiledRule]]) -> dict[Any, _Bucket]:
+    return {key: _Bucket(rules) for key, rules in filed.items()}
+
+
+_name_of = operator.attrgetter("name")
+
+
 @dataclass
 class RuleIndex:
-    """A project's enabled rules, filed so that a trace meets only its candidates."""
+    """A project's enabled rules, filed so that a trace meets only its candidates.
 
-    by_operation: dict[tuple[str, str], list[CompiledRule]] = field(default_factory=dict)
+    A customized rule is filed under each (service_type, resource_type, trace_name) of its
+    operations, which decides its operations part; a complete rule under the (service_type,
+    trace_name) pairs or the service types its pattern names by exact values, or else in
+    `always`. A rule sits in one of the four kinds only, so a trace meets each rule at most
+    once: in its own key of each kind."""
+
+    by_operation: dict[tuple[str, str, str], list[CompiledRule]] = field(default_factory=dict)
+    by_pair: dict[tuple[str, str], list[CompiledRule]] = field(default_factory=dict)
     by_service: dict[str, list[CompiledRule]] = field(default_factory=dict)
     always: list[CompiledRule] = field(default_factory=list)
     size: int = 0
+    _operation_buckets: dict[tuple[str, str, str], _Bucket] = field(
+        default_factory=dict, repr=False
+    )
+    _pair_buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict, repr=False)
+    _service_buckets: dict[str, _Bucket] = field(default_factory=dict, repr=False)
+    _always_bucket: _Bucket | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, rules: Iterable[CompiledRule]) -> RuleIndex:
         index = cls()
-        for rule in sorted(rules, key=lambda r: r.notification.notification_name):
+        for rule in sorted(rules, key=_name_of):
             if not rule.notification.enabled:
                 continue
             index.size += 1
             index._file(rule)
+        index._operation_buckets = _buckets(index.by_operation)
+        index._pair_buckets = _buckets(index.by_pair)
+        index._service_buckets = _buckets(index.by_service)
+        index._always_bucket = _Bucket(index.always) if index.always else None
         return index
 
     def _file(self, rule: CompiledRule) -> None:
         if rule.operations:
-            for s, t in dict.fromkeys((s, t) for s, _, t in rule.operations):
-                self.by_operation.setdefault((s, t), []).append(rule)
+            for key in sorted(rule.operations):
+                self.by_operation.setdefault(key, []).append(rule)
             return
         services = _exact_strings(rule.notification.pattern, "service_type")
         names = _exact_strings(rule.notification.pattern, "trace_name")
         if services and names and len(services) * len(names) <= MAX_PAIRS_INDEXED:
             for s in services:
                 for t in names:
-                    self.by_operation.setdefault((s, t), []).append(rule)
+                    self.by_pair.setdefault((s, t), []).append(rule)
         elif services:
             for s in services:
                 self.by_service.setdefault(s, []).append(rule)
         else:
             self.always.append(rule)
 
+    def _keyed(self, trace: Mapping[str, Any]) -> list[_Bucket] | None:
+        """The trace's buckets; None when a key field is not a string (only in tests and rule
+        testing: then every rule is evaluated in full)."""
+        service = trace.get("service_type", _ABSENT)
+        name = trace.get("trace_name", _ABSENT)
+        resource_type = trace.get("resource_type", _ABSENT)
+        if type(service) is not str or type(name) is not str:
+            return None
+        found: list[_Bucket] = []
+        if type(resource_type) is str:
+            bucket = self._operation_buckets.get((service, resource_type, name))
+            if bucket is not None:
+                found.append(bucket)
+        elif isinstance(resource_type, list | tuple):
+            return None
+        for bucket in (
+            self._pair_buckets.get((service, name)),
+            self._service_buckets.get(service),
+            self._always_bucket,
+        ):
+            if bucket is not None:
+                found.append(bucket)
+        return found
+
     def candidates(self, trace: Mapping[str, Any]) -> list[CompiledRule]:
-        service = trace.get("service_type")
-        name = trace.get("trace_name")
-        if not isinstance(service, str) or not isinstance(name, str):
+        """The rules the index leaves to the patterns for this trace."""
+        buckets = self._keyed(trace)
+        if buckets is None:
             return self.all_rules()
-        return [
-            *self.by_operation.get((service, name), ()),
-            *self.by_service.get(service, ()),
-            *self.always,
-        ]
+        return [rule for bucket in buckets for rule in bucket.rules]
 
     def all_rules(self) -> list[CompiledRule]:
         seen: dict[str, CompiledRule] = {}
-        for bucket in (*self.by_operation.values(), *self.by_service.values(), self.always):
+        for bucket in (
+            *self.by_operation.values(),
+            *self.by_pair.values(),
+            *self.by_service.values(),
+            self.always,
+        ):
             for rule in bucket:
                 seen.setdefault(rule.notification.notification_id, rule)
         return list(seen.values())
 
     def matching(self, trace: Mapping[str, Any]) -> list[CompiledRule]:
-        key = (trace.get("service_type"), trace.get("resource_type"), trace.get("trace_name"))
-        found = [r for r in self.candidates(trace) if r.matches_candidate(trace, key)]
+        buckets = self._keyed(trace)
+        if buckets is None:
+            found = [r for r in self.all_rules() if r.matches(trace)]
+        else:
+            found = []
+            if buckets:
+                user = trace.get("user", _ABSENT)
+                if type(user) is dict:
+                    user = user.get("name")
+                    if type(user) is not str:
+                        user = None
+                elif user is not _ABSENT:
+                    user = None
+                verdicts: dict[CompiledPattern, bool] = {}
+                for bucket in buckets:
+                    bucket.collect(trace, user, verdicts, found)
         if len(found) > 1:
-            found.sort(key=lambda r: r.notification.notification_name)
+            found.sort(key=_name_of)
         return found
 
 
@@ -333,11 +493,12 @@ class NotificationMatcher:
     @staticmethod
     def _compile(notifications: Iterable[Notification]) -> list[CompiledRule]:
         rules = []
+        shared: SharedParts = {}  # filters, user lists and patterns repeat: compiled once
         for n in notifications:
             if not n.enabled:
                 continue
             try:
-                rules.append(compile_rule(n))
+                rules.append(compile_rule(n, shared=shared))
             except Exception:
                 # A stored rule that no longer compiles must not silence the project's others.
                 logger.exception(

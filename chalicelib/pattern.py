@@ -40,7 +40,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
@@ -252,8 +252,24 @@ class _AnythingBut(_Condition):
 
     source: Any
     excluded: tuple[_Condition, ...]
+    # Derived: the excluded exact strings as a set, and the excluded operators (an exact number
+    # never matches a string), so a string value is one set look-up plus the operators.
+    strings: frozenset[str] = field(default=frozenset(), init=False, compare=False)
+    operators: tuple[_Condition, ...] = field(default=(), init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        strings = frozenset(
+            c.value for c in self.excluded if isinstance(c, _Exact) and isinstance(c.value, str)
+        )
+        operators = tuple(c for c in self.excluded if not isinstance(c, _Exact))
+        object.__setattr__(self, "strings", strings)
+        object.__setattr__(self, "operators", operators)
 
     def test(self, value: Any) -> bool:
+        if type(value) is str:
+            if value in self.strings:
+                return False
+            return not any(c.test(value) for c in self.operators) if self.operators else True
         return not any(c.test(value) for c in self.excluded)
 
     def describe(self) -> str:

@@ -150,16 +150,24 @@ def test_fast_moto_keeps_the_item_size_limit() -> None:
 
 
 def test_matching_bench_prints_its_rates(capsys: pytest.CaptureFixture[str]) -> None:
-    assert matching.main(["--traces", "300", "--counts", "1,100", "--moto-budget", "0.2"]) == 0
+    """The product's matcher over notifications created through the service; 150 notifications
+    take two projects (the quota is 100), which also runs the one-project figure."""
+    assert matching.main(["--traces", "300", "--counts", "1,100,150", "--moto-budget", "0.2"]) == 0
     result = _one_json_line(capsys.readouterr().out)
     assert result["bench"] == "matching"
     by_count = result["by_notifications"]
     assert isinstance(by_count, dict)
-    assert set(by_count) == {"1", "100"}
+    assert set(by_count) == {"1", "100", "150"}
     for figures in by_count.values():
         for key in ("ours_traces_per_s", "moto_traces_per_s", "ratio"):
             assert _finite_positive(figures[key]), key
+    assert by_count["100"]["projects"] == 1
     assert by_count["100"]["matches_per_trace"] > 0
+    assert by_count["150"]["projects"] == 2
+    for key in ("one_project_traces_per_s", "one_project_moto_traces_per_s", "one_project_ratio"):
+        assert _finite_positive(by_count["150"][key]), key
+    assert "one_project_traces_per_s" not in by_count["100"]
+    assert result["targets_traces_per_s"] == {"100": 50_000, "1000": 20_000}
     assert result["mismatches"] == 0  # ours and moto's matcher agree on every trace both saw
 
 

@@ -16,7 +16,12 @@ from chalicelib.control import Item, MemoryControlTable
 from chalicelib.errors import CtsError
 from chalicelib.ingest import Ingestor
 from chalicelib.notification_model import Notification
-from chalicelib.notification_rules import NotificationMatcher, RuleIndex, compile_rule
+from chalicelib.notification_rules import (
+    NotificationMatcher,
+    RuleIndex,
+    SharedParts,
+    compile_rule,
+)
 from chalicelib.notifications import MAX_TEST_SCAN, NotificationService, NotificationStore
 from chalicelib.projects import ProjectRegistry
 from chalicelib.query import TraceFinder
@@ -352,7 +357,7 @@ class TestIndex:
         index = RuleIndex.build([always, by_service, by_pair, not_indexable])
         assert index.always == [always, not_indexable]
         assert index.by_service == {"OBS": [by_service]}
-        assert index.by_operation == {("IAM", "login"): [by_pair]}
+        assert index.by_pair == {("IAM", "login"): [by_pair]}
         login = {"service_type": "IAM", "trace_name": "login", "resource_type": "user"}
         assert {r.notification.notification_name for r in index.matching(login)} == {
             "r1",
@@ -515,11 +520,14 @@ def test_index_agrees_with_the_patterns_alone() -> None:
         ]
         return _rule(i, operations=operations, **extra)
 
-    rules = [compile_rule(random_rule(i)) for i in range(60)]
+    shared: SharedParts = {}  # as the matcher compiles: identical parts are one object
+    rules = [compile_rule(random_rule(i), shared=shared) for i in range(60)]
+    assert len({id(p) for r in rules for _, p in r.parts}) < sum(len(r.parts) for r in rules)
     index = RuleIndex.build(rules)
     matched = 0
-    for _ in range(500):
-        event = {
+    odd_users: list[Any] = [[{"name": "a"}, {"name": "d"}], {"name": 7}, {"id": "a"}, None, "a"]
+    for _ in range(1500):
+        event: dict[str, Any] = {
             "service_type": rng.choice(services),
             "resource_type": rng.choice(["r1", "r2"]),
             "trace_name": rng.choice(names),
@@ -530,7 +538,22 @@ def test_index_agrees_with_the_patterns_alone() -> None:
         }
         if rng.random() < 0.3:
             event["resource_name"] = "x"
-        expected = sorted(r.notification.notification_name for r in rules if r.matches(event))
-        assert sorted(r.notification.notification_name for r in index.matching(event)) == expected
+        # Unusual shapes take the other paths: no user or a user that is not an object with a
+        # string name (evaluated by the user part), key fields missing or arrays (every rule).
+        if rng.random() < 0.1:
+            del event["user"]
+        elif rng.random() < 0.1:
+            event["user"] = rng.choice(odd_users)
+        if rng.random() < 0.05:
+            del event[rng.choice(["service_type", "resource_type", "trace_name"])]
+        elif rng.random() < 0.05:
+            key = rng.choice(["service_type", "resource_type", "trace_name"])
+            event[key] = [event[key], "other"]
+        elif rng.random() < 0.03:
+            event["resource_type"] = None
+        expected = [r.notification.notification_name for r in rules if r.matches(event)]
+        assert [r.notification.notification_name for r in index.matching(event)] == sorted(
+            expected
+        ), event
         matched += len(expected)
-    assert 500 < matched < 500 * len(rules) // 4  # neither trivial nor everything
+    assert 1500 < matched < 1500 * len(rules) // 4  # neither trivial nor everything
