@@ -12,6 +12,7 @@ Two kinds of metrics (names, units and dimensions in docs/OPERATIONS.md, "Observ
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 from aws_lambda_powertools import Metrics, Tracer
@@ -19,6 +20,10 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 NAMESPACE = "OpenCTS"
 SERVICE = "opencts"
+
+# botocore logs whole request bodies at DEBUG, and the body of KMS Encrypt for a new access key
+# holds its secret (base64): its loggers stop at INFO whatever the root level is.
+logging.getLogger("botocore").setLevel(logging.INFO)
 
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # Disabled by Powertools outside Lambda (no LAMBDA_TASK_ROOT) and by POWERTOOLS_TRACE_DISABLED;
