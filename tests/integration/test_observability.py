@@ -15,7 +15,6 @@ from typing import Any
 
 import boto3
 import pytest
-from chalice.test import Client
 
 import app as app_module
 from chalicelib import signing
@@ -113,7 +112,9 @@ def test_a_management_call_counts_its_audit_trace(
     reply = client.http.post(
         f"/v3/{PROJECT}/tracker",
         headers=JSON,
-        body=json.dumps({"tracker_type": "system", "obs_info": {"bucket_name": "obs-files"}}).encode(),
+        body=json.dumps(
+            {"tracker_type": "system", "obs_info": {"bucket_name": "obs-files"}}
+        ).encode(),
     )
     assert reply.status_code == 201, reply.body
     docs = emf_documents(capsys.readouterr().out)
@@ -161,8 +162,11 @@ def test_the_transfer_and_digest_functions_report_lag_per_tracker_and_digests(
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="audit-files")
     services.trackers.create_tracker(
         PROJECT,
-        {"tracker_type": "system", "tracker_name": "system",
-         "obs_info": {"bucket_name": "audit-files"}},
+        {
+            "tracker_type": "system",
+            "tracker_name": "system",
+            "obs_info": {"bucket_name": "audit-files"},
+        },
     )
     services.api.report(PROJECT, json.dumps({"traces": [trace()]}).encode())
     clock.advance(60_000)
@@ -216,8 +220,11 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
     buffer = io.StringIO()
     powertools = logging.getLogger("opencts")
     level = powertools.level
-    streams = [(h, h.setStream(buffer)) for h in powertools.handlers
-               if isinstance(h, logging.StreamHandler)]
+    streams = [
+        (h, h.setStream(buffer))
+        for h in powertools.handlers
+        if isinstance(h, logging.StreamHandler)
+    ]
     powertools.setLevel(logging.DEBUG)
     caplog.set_level(logging.DEBUG)
     yield buffer
@@ -244,9 +251,17 @@ def test_no_secret_signature_or_authorization_is_ever_logged(
     sent: list[dict[str, str]] = []
 
     def call(method: str, path: str, payload: bytes, secret_used: str = secret) -> int:
-        headers = signing.sign(access_key_id=key_id, secret=secret_used, method=method,
-                               host=HOST, path=path, now_ms=clock.now_ms(), query=[],
-                               headers={"Content-Type": "application/json"}, body=payload)
+        headers = signing.sign(
+            access_key_id=key_id,
+            secret=secret_used,
+            method=method,
+            host=HOST,
+            path=path,
+            now_ms=clock.now_ms(),
+            query=[],
+            headers={"Content-Type": "application/json"},
+            body=payload,
+        )
         sent.append(headers)
         response = client.unsigned.http.request(method, path, headers=headers, body=payload)
         return int(response.status_code)
