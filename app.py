@@ -39,7 +39,7 @@ from chalicelib.errors import (
 from chalicelib.ingest import MAX_BODY_BYTES, parse_json
 from chalicelib.notification_wiring import Deliveries
 from chalicelib.notifications import NotificationService
-from chalicelib.observability import metrics, tracer
+from chalicelib.observability import log_dimensional_metrics, metrics, tracer
 from chalicelib.wiring import Services, build
 
 # Powertools owns logging: Chalice would add a second handler to the same logger.
@@ -55,6 +55,7 @@ app.register_middleware(
 # invocation (chalicelib/observability.py).
 app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler(capture_response=False)))
 app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+app.register_middleware(ConvertToMiddleware(log_dimensional_metrics))
 
 # The ingest queue's name must be a literal when Chalice packages the app; set
 # OPENCTS_INGEST_QUEUE in the shell that runs `chalice deploy` to change it.

@@ -5,15 +5,18 @@ Two kinds of metrics (names, units and dimensions in docs/OPERATIONS.md, "Observ
 - function-wide ones (`count`, `seconds`) go to the shared `metrics` set, flushed once per
   invocation by the `log_metrics` middleware app.py registers for every function;
 - metrics with their own dimensions (`ingest_outcome` per ingest source, `tracker_lag` per
-  tracker) are written at once as their own EMF document, since Powertools gives one dimension
-  set to a whole flush and one invocation can see several sources (an API call and its audit
-  trace) or trackers.
+  tracker) get one EMF document per dimension set, since Powertools gives one dimension set to a
+  whole flush and one invocation can see several sources (an API call and its audit trace) or
+  trackers; `log_dimensional_metrics` (middleware too) writes them when the invocation ends.
+Nothing is written outside an invocation: the CLI's stdout stays its own answer.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -47,12 +50,44 @@ def seconds(name: str, value: float) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Seconds, value=value)
 
 
+# Dimension set -> its metrics of the current invocation.
+_pending: dict[tuple[tuple[str, str], ...], EphemeralMetrics] = {}
+
+
+def _dimensional(dimensions: Mapping[str, str]) -> EphemeralMetrics:
+    key = tuple(sorted(dimensions.items()))
+    found = _pending.get(key)
+    if found is None:
+        found = _pending[key] = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+        for name, value in key:
+            found.add_dimension(name=name, value=value)
+    return found
+
+
+def flush_dimensional() -> None:
+    while _pending:
+        _, emf = _pending.popitem()
+        emf.flush_metrics()
+
+
+def log_dimensional_metrics(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """A Lambda handler decorator (app.py registers it for every function)."""
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        finally:
+            flush_dimensional()
+
+    return wrapper
+
+
 def ingest_outcome(source: str, statuses: Mapping[str, int], latencies_ms: Sequence[int]) -> None:
     """One ingest call: how many traces were stored, duplicate, rejected or failed, and the
     delivery latency (record_time - time) of the stored ones as the call's max and mean, with the
     dimension Source (api, audit, queue, cloudtrail, data)."""
-    emf = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
-    emf.add_dimension(name="Source", value=source)
+    emf = _dimensional({"Source": source})
     for status, name in INGEST_METRICS.items():
         emf.add_metric(name=name, unit=MetricUnit.Count, value=statuses.get(status, 0))
     if latencies_ms:
@@ -64,13 +99,9 @@ def ingest_outcome(source: str, statuses: Mapping[str, int], latencies_ms: Seque
             unit=MetricUnit.Milliseconds,
             value=sum(latencies_ms) / len(latencies_ms),
         )
-    emf.flush_metrics()
 
 
 def tracker_lag(project_id: str, tracker_name: str, lag_s: float) -> None:
     """How far one tracker's S3 transfer is behind (now - its watermark), per tracker."""
-    emf = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
-    emf.add_dimension(name="ProjectId", value=project_id)
-    emf.add_dimension(name="TrackerName", value=tracker_name)
+    emf = _dimensional({"ProjectId": project_id, "TrackerName": tracker_name})
     emf.add_metric(name="TransferLag", unit=MetricUnit.Seconds, value=lag_s)
-    emf.flush_metrics()
