@@ -39,17 +39,23 @@ from chalicelib.errors import (
 from chalicelib.ingest import MAX_BODY_BYTES, parse_json
 from chalicelib.notification_wiring import Deliveries
 from chalicelib.notifications import NotificationService
-from chalicelib.observability import metrics
+from chalicelib.observability import log_dimensional_metrics, metrics, tracer
 from chalicelib.wiring import Services, build
 
 # Powertools owns logging: Chalice would add a second handler to the same logger.
 app = Chalice(app_name="opencts", configure_logs=False)
 logger = Logger(service="opencts")
-app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
-# Metrics are counted by the EventBridge handlers (data events ignored or recorded).
-app.register_middleware(ConvertToMiddleware(metrics.log_metrics), "cloudwatch")
-# ... and by the scheduled functions (trace files written, transfer failures).
-app.register_middleware(ConvertToMiddleware(metrics.log_metrics), "scheduled")
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: an HTTP event carries the request's
+# Authorization header (its signature) and body.
+app.register_middleware(
+    ConvertToMiddleware(logger.inject_lambda_context(clear_state=True, log_event=False))
+)
+# Every function is traced (X-Ray: a segment per invocation, boto3 calls as subsegments; not the
+# response, which can be a large export) and flushes its function-wide metrics once per
+# invocation (chalicelib/observability.py).
+app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler(capture_response=False)))
+app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+app.register_middleware(ConvertToMiddleware(log_dimensional_metrics))
 
 # The ingest queue's name must be a literal when Chalice packages the app; set
 # OPENCTS_INGEST_QUEUE in the shell that runs `chalice deploy` to change it.

@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The stack's functions log at INFO on stdout, which is this benchmark's one JSON line.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    # ... and write their metrics there too (EMF lines).
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     result = run(args.samples, args.poll)
     progress(f"notify latency: median {result['median_s']} s")
     emit(result)

@@ -79,7 +79,7 @@ class TraceApi:
         except UnsupportedEvent as e:
             logger.warning("cloudtrail event skipped", extra={"reason": str(e)})
             return None
-        result = self.ingestor.report(self.cloudtrail_project_id, [raw])[0]
+        result = self.ingestor.report(self.cloudtrail_project_id, [raw], source="cloudtrail")[0]
         if result.status == "failed":
             # Raising makes EventBridge retry the event (it retries for up to 24 hours).
             raise CtsError(503, "CTS.0503", "trace storage unavailable")
@@ -123,7 +123,7 @@ class TraceApi:
             now_ms=self.clock.now_ms(),
             request_id=request_id,
         )
-        (result,) = self.ingestor.report(project_id, [raw])
+        (result,) = self.ingestor.report(project_id, [raw], source="audit")
         if result.status not in ("stored", "duplicate"):
             logger.error("self-audit trace not stored", extra={"status": result.status})
 

@@ -178,6 +178,7 @@ class DataEventRecorder:
             return []
         results: list[TraceResult] = []
         for watch in watching:
-            results += self.ingestor.report(watch.project_id, [to_trace(op, watch.tracker_name)])
+            trace = to_trace(op, watch.tracker_name)
+            results += self.ingestor.report(watch.project_id, [trace], source="data")
         self.count("DataTracesRecorded", sum(r.status == "stored" for r in results))
         return results

@@ -278,6 +278,7 @@ class BatchResult:
     sent: int = 0
     skipped_already_sent: int = 0
     dead_lettered: int = 0
+    send_failures: int = 0  # sends that raised (their record is retried or dead-lettered)
 
 
 @dataclass
@@ -285,6 +286,7 @@ class _Tally:
     sent: int = 0
     already_sent: int = 0
     dead_lettered: int = 0
+    send_failures: int = 0
 
 
 @dataclass
@@ -306,7 +308,9 @@ class StreamDelivery:
             sequence_number = _sequence_number(record)
             if not self._deliver(record, tally):
                 failed.append(sequence_number)
-        return BatchResult(failed, tally.sent, tally.already_sent, tally.dead_lettered)
+        return BatchResult(
+            failed, tally.sent, tally.already_sent, tally.dead_lettered, tally.send_failures
+        )
 
     def _deliver(self, record: Mapping[str, Any], tally: _Tally) -> bool:
         """True when the record is done: delivered, not a new trace, or dead-lettered."""
@@ -342,6 +346,7 @@ class StreamDelivery:
                     "delivery to %s failed for trace %s: %s", send.destination, trace_id, e
                 )
                 errors[send.key] = f"{send.destination}: {_describe(e)}"
+                tally.send_failures += 1
                 continue
             tally.sent += 1
             try:

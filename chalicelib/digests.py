@@ -524,6 +524,8 @@ class DigestWriter:
     region: str
     domain_id: str
     period_ms: int = MS_PER_HOUR
+    # (metric name, value): DigestsWritten and DigestFailures per run (chalicelib/observability).
+    count: Callable[[str, int], None] = lambda name, value: None
 
     @property
     def settle_ms(self) -> int:
@@ -546,6 +548,8 @@ class DigestWriter:
                     project_id=tracker.project_id,
                     tracker_name=tracker.tracker_name,
                 )
+                self.count("DigestFailures", 1)
+        self.count("DigestsWritten", len(written))
         return written
 
     def latest_end_ms(self) -> int:

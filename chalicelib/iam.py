@@ -71,6 +71,10 @@ ACCOUNT_BUCKET_OBJECTS = "account_bucket_objects"
 ACCOUNT_TOPICS = "account_topics"
 ACCOUNT_FUNCTIONS = "account_functions"
 ACCOUNT_KEYS = "account_keys"
+# X-Ray's write actions have no resource type: IAM only accepts "*" for them (the one resource
+# that is "*" in any policy; tests/unit/test_iam.py allows it for these actions only).
+XRAY = "xray"
+NO_RESOURCE_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
 
 # Kinds granted on any name within the account (see the module docstring).
 ACCOUNT_WIDE = frozenset(
@@ -259,18 +263,21 @@ STREAM_READER = (
 
 def trigger_grants(function: FunctionSpec, function_name: str) -> tuple[Grant, ...]:
     """Lambda acts with the function's role to read its trigger and to write its logs."""
-    logs = grant(
+    own_logs = grant(
         "OwnLogs",
         ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
         Res(FUNCTION_LOGS, function_name),
     )
+    # Active tracing ("xray": true in config.json): the Lambda service and the Powertools
+    # Tracer send the function's segments with its role.
+    always = (own_logs, grant("Tracing", sorted(NO_RESOURCE_ACTIONS), Res(XRAY)))
     if function.kind == "sqs":
-        return (logs, grant("TriggerQueue", SQS_CONSUMER, Res(QUEUE, str(function.source))))
+        return (*always, grant("TriggerQueue", SQS_CONSUMER, Res(QUEUE, str(function.source))))
     if function.kind == "dynamodb":
         # The stream mapping's on-failure destination is sent to with the function's role.
-        return (logs, grant("TriggerStream", STREAM_READER, Res(TRACES_STREAM)),
+        return (*always, grant("TriggerStream", STREAM_READER, Res(TRACES_STREAM)),
                 STREAM_FAILURES_SEND)
-    return (logs,)
+    return always
 
 
 def grants_for(
@@ -391,6 +398,8 @@ class LiteralNames:
                 return [self._arn("lambda", "function:*")]
             case "account_keys":
                 return [self._arn("kms", "key/*")]
+            case "xray":
+                return ["*"]
         raise ValueError(f"unknown resource kind {res.kind!r}")
 
     def _key(self, kind: str) -> str:
@@ -488,6 +497,8 @@ class TemplateRefs:
                 return [{"Fn::Sub": sub % ("lambda", "function:*")}]
             case "account_keys" | "digest_keys":
                 return [{"Fn::Sub": sub % ("kms", "key/*")}]
+            case "xray":
+                return ["*"]
         raise ValueError(f"unknown resource kind {res.kind!r}")
 
     def key_condition(self, group: Sequence[Res]) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib import errors, keys
@@ -28,6 +28,14 @@ MAX_BODY_BYTES = 1024 * 1024
 
 logger = logging.getLogger("opencts.ingest")
 
+# (source, count per result status, delivery latency in ms of each stored trace): app.py's wiring
+# turns it into metrics (chalicelib/observability.py); tests and benchmarks leave it out.
+IngestObserver = Callable[[str, Mapping[str, int], Sequence[int]], None]
+
+
+def _not_observed(source: str, statuses: Mapping[str, int], latencies_ms: Sequence[int]) -> None:
+    pass
+
 
 @dataclass(frozen=True)
 class TraceResult:
@@ -35,6 +43,8 @@ class TraceResult:
     trace_id: str | None
     status: str  # stored | duplicate | rejected | failed
     error: CtsError | None = None
+    # The stored trace (for the delivery latency metric); not part of the reply.
+    trace: Trace | None = field(default=None, compare=False, repr=False)
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -93,8 +103,19 @@ class Ingestor:
     store: TraceStore
     catalog: Catalog
     clock: Clock
+    observe: IngestObserver = _not_observed
 
-    def report(self, project_id: str, raw_traces: Sequence[Any]) -> list[TraceResult]:
+    def report(
+        self, project_id: str, raw_traces: Sequence[Any], source: str = "api"
+    ) -> list[TraceResult]:
+        """`source` names where the traces came from (api, audit, queue, cloudtrail, data), for
+        the metrics only."""
+        results = self._report(project_id, raw_traces)
+        stored = [r.trace for r in results if r.trace is not None]
+        self.observe(source, summary(results), [t["record_time"] - t["time"] for t in stored])
+        return results
+
+    def _report(self, project_id: str, raw_traces: Sequence[Any]) -> list[TraceResult]:
         project = self.projects.require(project_id)
         now = self.clock.now_ms()
         results: list[TraceResult | None] = [None] * len(raw_traces)
@@ -133,7 +154,7 @@ class Ingestor:
                     i, trace["trace_id"], "failed", errors.storage_unavailable()
                 )
             else:
-                results[i] = TraceResult(i, trace["trace_id"], "stored")
+                results[i] = TraceResult(i, trace["trace_id"], "stored", trace=trace)
                 stored.append(trace)
         if stored:
             try:
@@ -170,7 +191,7 @@ class QueueIngestor:
         for message in messages:
             try:
                 project_id, traces = self._parse(message.body)
-                results = self.ingestor.report(project_id, traces)
+                results = self.ingestor.report(project_id, traces, source="queue")
             except CtsError as e:
                 if e.status >= 500:
                     retry.append(message.message_id)

@@ -12,6 +12,7 @@ from chalicelib.clock import MS_PER_SECOND, Clock
 from chalicelib.config import Settings
 from chalicelib.control import ControlTable
 from chalicelib.delivery import (
+    BatchResult,
     LambdaFunctions,
     NotificationPlanner,
     QueueDeadLetter,
@@ -39,16 +40,24 @@ class Deliveries:
     notifications: StreamDelivery | None  # None until a matcher is wired
     login_audit: StreamDelivery
     login_audit_config: LoginAuditConfig
+    # (metric name, value): sends done, failed and dead-lettered per batch (observability.py).
+    count: Callable[[str, int], None] = lambda name, value: None
 
     def notify(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The stream handler of key event notifications: Lambda's partial batch response."""
         if self.notifications is None:
             logger.warning("no notification matcher is wired: %d records passed", len(records))
             return {"batchItemFailures": []}
-        return batch_response(self.notifications.process(records))
+        return self._counted("Notifications", self.notifications.process(records))
 
     def audit_logins(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        return batch_response(self.login_audit.process(records))
+        return self._counted("LoginAlarms", self.login_audit.process(records))
+
+    def _counted(self, prefix: str, result: BatchResult) -> dict[str, Any]:
+        self.count(f"{prefix}Sent", result.sent)
+        self.count(f"{prefix}Failed", result.send_failures)
+        self.count(f"{prefix}DeadLettered", result.dead_lettered)
+        return batch_response(result)
 
 
 def build_deliveries(
@@ -57,6 +66,7 @@ def build_deliveries(
     control: ControlTable,
     clock: Clock,
     matcher: Matcher | None,
+    count: Callable[[str, int], None] = lambda name, value: None,
 ) -> Deliveries:
     dead_letter = QueueDeadLetter(aws("sqs"), settings.notify_dlq)
 
@@ -79,4 +89,4 @@ def build_deliveries(
     config = LoginAuditConfig.from_env(dict(settings.login_audit_env), settings.region)
     config.log_problems()
     audit = LoginAudit(config, SnsTopics(aws("sns", config.region)))
-    return Deliveries(notifications, delivery(LOGIN_AUDIT, audit), config)
+    return Deliveries(notifications, delivery(LOGIN_AUDIT, audit), config, count)

@@ -212,6 +212,8 @@ class TransferCycle:
     region: str
     count: Count = _no_count
     lag: Callable[[str, float], None] = lambda name, value: None
+    # (project_id, tracker_name, seconds behind): each S3-transferring tracker's lag, every run.
+    tracker_lag: Callable[[str, str, float], None] = lambda project_id, name, value: None
     settle_ms: int = SETTLE_MS
     max_file_bytes: int = MAX_FILE_BYTES
     max_slots_per_run: int = MAX_SLOTS_PER_RUN
@@ -244,6 +246,13 @@ class TransferCycle:
             self.count("TracesTransferred", report.traces)
         if report.lag_ms:
             self.lag("TransferLag", report.lag_ms / 1000)
+        for tracker_report in report.trackers:
+            if tracker_report.lag_ms:
+                self.tracker_lag(
+                    tracker_report.project_id,
+                    tracker_report.tracker_name,
+                    tracker_report.lag_ms / 1000,
+                )
         return report
 
     def run_tracker(self, project: Project, tracker: Tracker) -> TrackerReport:

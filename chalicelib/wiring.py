@@ -29,7 +29,7 @@ from chalicelib.notification_rules import NotificationMatcher
 from chalicelib.notification_types import Matcher
 from chalicelib.notification_wiring import Deliveries, MatcherFactory, build_deliveries
 from chalicelib.notifications import NotificationService, NotificationStore
-from chalicelib.observability import count, seconds
+from chalicelib.observability import count, ingest_outcome, seconds, tracker_lag
 from chalicelib.projects import ProjectRegistry
 from chalicelib.query import TraceFinder
 from chalicelib.store import DynamoTraceTable, TraceStore
@@ -106,7 +106,7 @@ def build(
         region=settings.region,
         domain_id=settings.domain_id,
     )
-    ingestor = Ingestor(projects, store, catalog, clock)
+    ingestor = Ingestor(projects, store, catalog, clock, observe=ingest_outcome)
     api = TraceApi(
         projects=projects,
         ingestor=ingestor,
@@ -140,6 +140,7 @@ def build(
         region=settings.region,
         domain_id=settings.domain_id,
         period_ms=settings.digest_period_s * 1000,
+        count=count,
     )
     transfer = TransferCycle(
         projects=projects,
@@ -153,6 +154,7 @@ def build(
         region=settings.region,
         count=count,
         lag=seconds,
+        tracker_lag=tracker_lag,
         settle_ms=settings.transfer_settle_ms,
     )
     return Services(
@@ -166,7 +168,7 @@ def build(
         transfer=transfer,
         notifications=notifications,
         matcher=matcher,
-        deliveries=build_deliveries(settings, aws, control, clock, matcher),
+        deliveries=build_deliveries(settings, aws, control, clock, matcher, count),
         digests=digests,
         public_keys=public_keys,
     )

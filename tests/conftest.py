@@ -104,6 +104,13 @@ def endpoint() -> Iterator[str]:
     thread = threading.Thread(target=server.server.serve_forever, daemon=True)
     thread.start()
     host, port = server.server.server_address[:2]
+    # In process, the server's EMF metric lines would land in the stdout the CLI tests read.
+    before = os.environ.get("POWERTOOLS_METRICS_DISABLED")
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     yield f"http://{host}:{port}"
+    if before is None:
+        del os.environ["POWERTOOLS_METRICS_DISABLED"]
+    else:
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = before
     server.server.shutdown()
     server.server.server_close()

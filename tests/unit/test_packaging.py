@@ -123,7 +123,7 @@ def test_every_function_is_named_has_its_role_and_the_stage_environment() -> Non
         assert not any("*" in a for a in actions)
     transfer = resources["TransferRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     assert {s["Sid"] for s in transfer["Statement"]} == {
-        "OwnLogs", "TracesRead", "TraceFiles", "CtsLogGroup",
+        "OwnLogs", "Tracing", "TracesRead", "TraceFiles", "CtsLogGroup",
     }
 
 
