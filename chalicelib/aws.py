@@ -25,3 +25,18 @@ def client(service: str, region: str, endpoint: str = "") -> Any:
         endpoint_url=endpoint or None,
         config=_CONFIG,  # type: ignore[call-overload]
     )
+
+
+def pooled_clients(
+    services: tuple[str, ...], region: str, endpoint: str, connections: int
+) -> list[Any]:
+    """Fresh clients of one session (they share its loaded models and endpoint data, so each
+    after the first costs a fraction) whose connection pools hold `connections` connections:
+    botocore keeps 10, and a thread past the 10th opens and drops a connection per request."""
+    os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    session = boto3.session.Session()
+    config = _CONFIG.merge(Config(max_pool_connections=max(10, connections)))
+    return [
+        session.client(s, region_name=region, endpoint_url=endpoint or None, config=config)  # type: ignore[call-overload]
+        for s in services
+    ]
