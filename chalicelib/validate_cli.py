@@ -96,6 +96,7 @@ def _online(
         settings.region,
         settings.aws_endpoint,
         getattr(args, "workers", DEFAULT_WORKERS) + 1,
+        user_agent="opencts-validate",
     )
     project = getattr(args, "project", None) or (find_local_state() or {}).get("project_id")
     if not project:
