@@ -18,8 +18,10 @@ digest and trace file (16 at a time), checking more than awscli does (the chain 
 digest lists, the Merkle roots). Both run from compiled bytecode, as installed packages do
 (awscli's venv has it from pip; our tree is compiled before the first round). The moto server
 answers every request on a new connection (it closes each one) and serialises them on its own
-interpreter lock: its cost per request (about 3 ms of CPU here) times the requests each client
-needs (about 340 for 24 digests and 312 files) is a floor neither can go under.
+interpreter lock: its cost per request (about 3.3 ms of CPU here) times the requests each client
+needs (about 340 for 25 digests and 312 files: 1.2-1.6 s) is a floor neither can go under, and
+on two shared cores it keeps the ratio at about 0.6-0.8 (docs/ARCHITECTURE.md, "Validator
+speed").
 
 Prints one JSON line on stdout; progress goes to stderr.
 """
