@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 from typing import Any
 
 import boto3
@@ -25,3 +26,23 @@ def client(service: str, region: str, endpoint: str = "") -> Any:
         endpoint_url=endpoint or None,
         config=_CONFIG,  # type: ignore[call-overload]
     )
+
+
+def pooled_clients(
+    services: tuple[str, ...], region: str, endpoint: str, connections: int, user_agent: str = ""
+) -> list[Any]:
+    """Fresh clients of one session (they share its loaded models and endpoint data, so each
+    after the first costs a fraction) whose connection pools hold `connections` connections:
+    botocore keeps 10, and a thread past the 10th opens and drops a connection per request.
+    `user_agent`: a fixed User-Agent naming the tool, instead of the one botocore assembles
+    (and sanitises, component by component) for every request: about 0.3 ms of CPU each."""
+    os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    session = boto3.session.Session()
+    config = _CONFIG.merge(Config(max_pool_connections=max(10, connections)))
+    if user_agent:
+        tool = f"{user_agent} Boto3/{boto3.__version__} Python/{platform.python_version()}"
+        config = config.merge(Config(user_agent=tool))
+    return [
+        session.client(s, region_name=region, endpoint_url=endpoint or None, config=config)  # type: ignore[call-overload]
+        for s in services
+    ]

@@ -21,7 +21,6 @@ from chalicelib.clock import SystemClock
 from chalicelib.control import DynamoControlTable
 from chalicelib.errors import CtsError
 from chalicelib.permissions import SYSTEM_POLICIES
-from chalicelib.wiring import build
 
 
 def add_parser(subparsers: Any) -> None:
@@ -93,6 +92,10 @@ def _audit(args: argparse.Namespace, projects: list[str], body: dict[str, Any]) 
         "account_id": str(identity["Account"]),
         "domain": {"id": settings.domain_id},
     }
+    # The whole service graph is only needed here: built lazily so every `opencts` command
+    # starts without it (see the validator's start-up budget in docs/ARCHITECTURE.md).
+    from chalicelib.wiring import build  # noqa: PLC0415
+
     api = build(settings).api
     request = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
     for project_id in projects:

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from chalicelib.admin import find_local_state, settings_for
-from chalicelib.aws import client
+from chalicelib.aws import pooled_clients
 from chalicelib.clock import SystemClock
 from chalicelib.control import DynamoControlTable
 from chalicelib.digests import ChainHead, ChainHeads, KeyWindow, PublicKeyRegistry, key_end_ms
 from chalicelib.tracker_model import Tracker, tracker_key
 from chalicelib.validator import (
+    DEFAULT_WORKERS,
     EXIT_TAMPERED,
     EXIT_UNCHECKED,
     EXIT_VALID,
@@ -89,14 +90,18 @@ def _online(
     args: argparse.Namespace,
 ) -> tuple[ObjectSource, Target, ChainHead | None, list[KeyWindow]]:
     settings = settings_for(args.stage, None)
-
-    def aws(service: str) -> Any:
-        return client(service, settings.region, settings.aws_endpoint)
-
+    # One connection per download thread (and one for the listings beside them).
+    dynamodb, s3 = pooled_clients(
+        ("dynamodb", "s3"),
+        settings.region,
+        settings.aws_endpoint,
+        getattr(args, "workers", DEFAULT_WORKERS) + 1,
+        user_agent="opencts-validate",
+    )
     project = getattr(args, "project", None) or (find_local_state() or {}).get("project_id")
     if not project:
         raise _Unchecked("give --project (no .opencts/local.json to take it from)")
-    control = DynamoControlTable(aws("dynamodb"), settings.control_table)
+    control = DynamoControlTable(dynamodb, settings.control_table)
     item = control.get(*tracker_key(project, args.tracker))
     if item is None:
         raise _Unchecked(f"no tracker {args.tracker!r} in project {project}")
@@ -111,7 +116,7 @@ def _online(
         tracker_name=tracker.tracker_name,
     )
     head = ChainHeads(control).get(project, tracker.tracker_name)
-    return S3Source(aws("s3")), target, head, PublicKeyRegistry(control).windows()
+    return S3Source(s3), target, head, PublicKeyRegistry(control).windows()
 
 
 def _offline(args: argparse.Namespace) -> tuple[ObjectSource, Target, list[KeyWindow]]:

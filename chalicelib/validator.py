@@ -16,7 +16,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -244,6 +244,11 @@ class Validator:
         self._keys = {w.fingerprint: w for w in keys}
         self._workers = max(1, workers)
         self._progress = progress
+        # During validate(): one pool for every listing and read, and the trace files read ahead
+        # of the digests that list them (their content hashes, never their bodies).
+        self._pool: ThreadPoolExecutor | None = None
+        self._listings: dict[str, Future[list[str]]] = {}
+        self._reads: dict[tuple[str, str], Future[FileRead]] = {}
 
     def validate(
         self,
@@ -256,8 +261,42 @@ class Validator:
         chain_start_ms: int | None = None,
     ) -> Report:
         """`head`: the chain head from the control table (None: no digest written yet, or, with
-        head_known False, not available offline). `chain_start_ms`: where the chain begins."""
+        head_known False, not available offline). `chain_start_ms`: where the chain begins.
+
+        Every listing (the digest folders of the range and the trace folders of its days) is
+        started at once; the digests are read as soon as their folders are listed and the trace
+        files of the range right behind them, so the pool never waits for the chain walk. What
+        is checked does not change: the walk, the links and the file hashes use these reads."""
+        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+            self._pool = pool
+            try:
+                return self._validate(
+                    target,
+                    start_ms,
+                    end_ms,
+                    head,
+                    head_known=head_known,
+                    chain_start_ms=chain_start_ms,
+                )
+            finally:
+                self._pool = None
+                self._listings = {}
+                self._reads = {}
+
+    def _validate(
+        self,
+        target: Target,
+        start_ms: int,
+        end_ms: int,
+        head: ChainHead | None,
+        *,
+        head_known: bool,
+        chain_start_ms: int | None,
+    ) -> Report:
         report = Report(target.tracker_name, start_ms, end_ms)
+        trace_folders = _trace_folders(target, start_ms, end_ms)
+        digest_folders = _digest_folders(target, start_ms, end_ms)
+        self._list_ahead(target.bucket, [*digest_folders, *trace_folders])
         if not self._keys:
             report.unchecked.append("no public keys: signatures cannot be checked")
         found = self._list_digests(target, start_ms, end_ms)
@@ -283,7 +322,10 @@ class Validator:
                 report.unchecked.append("no digest found in the range")
             return report
         digests = {e: DigestFile(k, e) for e, k in found.items() if e <= top}
-        self.load_digests(target, digests)
+        loading = self._submit_digests(target, digests)
+        self._read_ahead(target, trace_folders, start_ms, end_ms)
+        for f in loading:
+            f.result()
         period = self._period(digests.values())
         floor = start_ms
         if chain_start_ms is not None:
@@ -297,44 +339,86 @@ class Validator:
     # -- digests --
     def _list_digests(self, target: Target, start_ms: int, end_ms: int) -> dict[int, str]:
         """Digest keys of the tracker whose end lies in (start, end + 2 days], by end."""
-        name = digest_key(target.prefix, target.domain_id, target.region, target.tracker_name, 0)
-        name_prefix = name.rsplit("/", 1)[1].rsplit("_", 1)[0] + "_"
         found: dict[int, str] = {}
-        day = start_ms - start_ms % MS_PER_DAY
-        while day <= end_ms + 2 * MS_PER_DAY:
-            folder = digest_key(
-                target.prefix, target.domain_id, target.region, target.tracker_name, day
-            ).rsplit("/", 1)[0]
-            for key in self._source.list(target.bucket, f"{folder}/{name_prefix}"):
+        for folder in _digest_folders(target, start_ms, end_ms):
+            for key in self._listing(target.bucket, folder):
                 try:
                     end = key_end_ms(key)
                 except ValueError:
                     continue
                 if start_ms < end <= end_ms + 2 * MS_PER_DAY:
                     found[end] = key
-            day += MS_PER_DAY
         return found
 
-    def load_digests(self, target: Target, digests: Mapping[int, DigestFile]) -> None:
-        def load(d: DigestFile) -> None:
-            got = self._source.get(target.bucket, d.key)
-            if got is None:
-                d.missing = True
-                return
-            d.signature = str(got.metadata.get("signature", ""))
-            try:
-                d.raw = gunzip_single(got.body)
-                data = json.loads(d.raw)
-            except ValueError as e:
-                d.problem = f"invalid format ({e})"
-                return
-            if not isinstance(data, dict) or any(f not in data for f in REQUIRED_FIELDS):
-                d.problem = "invalid format (a required field is missing)"
-                return
-            d.data = data
-            d.problem = self._digest_problem(target, d, data)
+    # -- reads: one pool, listings and trace files started ahead --
+    def _list_ahead(self, bucket: str, prefixes: Iterable[str]) -> None:
+        if self._pool is not None:
+            for prefix in prefixes:
+                if prefix not in self._listings:
+                    self._listings[prefix] = self._pool.submit(self._source.list, bucket, prefix)
 
-        self._run(load, digests.values())
+    def _listing(self, bucket: str, prefix: str) -> list[str]:
+        ahead = self._listings.get(prefix)
+        return ahead.result() if ahead is not None else self._source.list(bucket, prefix)
+
+    def _read_ahead(
+        self, target: Target, folders: Iterable[str], start_ms: int, end_ms: int
+    ) -> None:
+        """Start reading the trace files delivered in the range (the files its digests list)."""
+        for folder in folders:
+            for key in self._listing(target.bucket, folder):
+                at = trace_file_time(key)
+                if at is not None and start_ms <= at < end_ms:
+                    self._read(target.bucket, key)
+
+    def _read(self, bucket: str, key: str) -> Future[FileRead]:
+        """The read of a trace file, started once (on the pool) and shared."""
+        ahead = self._reads.get((bucket, key))
+        if ahead is None:
+            if self._pool is not None:
+                ahead = self._pool.submit(self._read_file, bucket, key)
+            else:
+                ahead = Future()
+                ahead.set_result(self._read_file(bucket, key))
+            self._reads[(bucket, key)] = ahead
+        return ahead
+
+    def _read_file(self, bucket: str, key: str) -> FileRead:
+        got = self._source.get(bucket, key)
+        if got is None:
+            return FileRead(found=False)
+        try:
+            content = gunzip_single(got.body) if got.body[:2] == b"\x1f\x8b" else got.body
+        except ValueError as e:
+            return FileRead(found=True, error=str(e))
+        return FileRead(found=True, sha256=hashlib.sha256(content).hexdigest())
+
+    def _submit_digests(
+        self, target: Target, digests: Mapping[int, DigestFile]
+    ) -> list[Future[None]]:
+        assert self._pool is not None
+        return [self._pool.submit(self._load_digest, target, d) for d in digests.values()]
+
+    def load_digests(self, target: Target, digests: Mapping[int, DigestFile]) -> None:
+        self._run(lambda d: self._load_digest(target, d), digests.values())
+
+    def _load_digest(self, target: Target, d: DigestFile) -> None:
+        got = self._source.get(target.bucket, d.key)
+        if got is None:
+            d.missing = True
+            return
+        d.signature = str(got.metadata.get("signature", ""))
+        try:
+            d.raw = gunzip_single(got.body)
+            data = json.loads(d.raw)
+        except ValueError as e:
+            d.problem = f"invalid format ({e})"
+            return
+        if not isinstance(data, dict) or any(f not in data for f in REQUIRED_FIELDS):
+            d.problem = "invalid format (a required field is missing)"
+            return
+        d.data = data
+        d.problem = self._digest_problem(target, d, data)
 
     def _digest_problem(self, target: Target, d: DigestFile, data: dict[str, Any]) -> str | None:
         if data["digestS3Bucket"] != target.bucket or data["digestS3Object"] != d.key:
@@ -486,14 +570,16 @@ class Validator:
                 start = d.end_ms - period_ms
                 unverified.append((start, d.end_ms, d.key))
 
-        def check(item: tuple[tuple[str, str], tuple[PeriodReport, dict[str, Any]]]) -> None:
-            (bucket, key), (period, entry) = item
-            status, reason = self._file_status(bucket, key, str(entry.get("hashValue")))
+        reads = {where: self._read(*where) for where in listed}
+        if self._progress is not None:
+            for done, _ in enumerate(as_completed(reads.values()), 1):
+                self._progress(done, len(reads))
+        for (bucket, key), (period, entry) in listed.items():
+            read = reads[(bucket, key)].result()
+            status, reason = _file_status(read, str(entry.get("hashValue")))
             period.files[key] = status
             if status != VALID:
                 report.findings.append(Finding(status, "trace file", _uri(bucket, key), reason))
-
-        self._run(check, list(listed.items()))
         # Trace files no verified digest lists: in the tracker's folders of the covered days.
         oldest = min((d.end_ms for d in chain), default=end_ms) - period_ms
         newest = max((d.end_ms for d in chain), default=start_ms)
@@ -501,7 +587,7 @@ class Validator:
         day = low - low % MS_PER_DAY
         while day < high:
             folder = trace_folder(target.prefix, target.region, day, target.tracker_name)
-            for key in self._source.list(target.bucket, folder):
+            for key in self._listing(target.bucket, folder):
                 if (target.bucket, key) in listed:
                     continue
                 at = trace_file_time(key)
@@ -528,18 +614,6 @@ class Validator:
                     )
             day += MS_PER_DAY
 
-    def _file_status(self, bucket: str, key: str, expected: str) -> tuple[str, str]:
-        got = self._source.get(bucket, key)
-        if got is None:
-            return MISSING, "not found"
-        try:
-            content = gunzip_single(got.body) if got.body[:2] == b"\x1f\x8b" else got.body
-        except ValueError as e:
-            return INVALID, str(e)
-        if hashlib.sha256(content).hexdigest() != expected:
-            return INVALID, "hash value doesn't match"
-        return VALID, ""
-
     def _run(self, work: Callable[[Any], None], items: Iterable[Any]) -> None:
         todo = list(items)
         done = 0
@@ -548,6 +622,52 @@ class Validator:
                 done += 1
                 if self._progress is not None:
                     self._progress(done, len(todo))
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """What a trace file's read found: whether it is there, and the SHA-256 of its content
+    (or why the content could not be read)."""
+
+    found: bool
+    sha256: str | None = None
+    error: str | None = None
+
+
+def _file_status(read: FileRead, expected: str) -> tuple[str, str]:
+    if not read.found:
+        return MISSING, "not found"
+    if read.error is not None:
+        return INVALID, read.error
+    if read.sha256 != expected:
+        return INVALID, "hash value doesn't match"
+    return VALID, ""
+
+
+def _digest_folders(target: Target, start_ms: int, end_ms: int) -> list[str]:
+    """The prefixes of the tracker's digests in the folders of the days from the range's start
+    to two days past its end (a digest is delivered after its period)."""
+    name = digest_key(target.prefix, target.domain_id, target.region, target.tracker_name, 0)
+    name_prefix = name.rsplit("/", 1)[1].rsplit("_", 1)[0] + "_"
+    folders = []
+    day = start_ms - start_ms % MS_PER_DAY
+    while day <= end_ms + 2 * MS_PER_DAY:
+        folder = digest_key(
+            target.prefix, target.domain_id, target.region, target.tracker_name, day
+        ).rsplit("/", 1)[0]
+        folders.append(f"{folder}/{name_prefix}")
+        day += MS_PER_DAY
+    return folders
+
+
+def _trace_folders(target: Target, start_ms: int, end_ms: int) -> list[str]:
+    """The tracker's trace-file folders of the days of [start, end)."""
+    folders = []
+    day = start_ms - start_ms % MS_PER_DAY
+    while day < end_ms:
+        folders.append(trace_folder(target.prefix, target.region, day, target.tracker_name))
+        day += MS_PER_DAY
+    return folders
 
 
 def _verify(pkcs1_der: bytes, message: bytes, signature_hex: str) -> bool:

@@ -137,6 +137,7 @@ def test_two_consecutive_deleted_digests_are_each_named_and_their_files_unverifi
 
 
 def test_a_trace_file_no_digest_lists_is_named(services: Services, chain: list[str]) -> None:
+    # In the range: it is read ahead with the listed files, which must not make it listed.
     injected = trace_file_key(HOUR0 + 2 * MS_PER_HOUR + 600_000, "IAM", 0xDEAD)
     s3().put_object(Bucket=BUCKET, Key=injected, Body=gzip.compress(b"[]"))
     report = validate(services)
@@ -216,6 +217,39 @@ def test_a_range_inside_the_chain_checks_only_its_hours(
     report = validate(services, HOUR0 + MS_PER_HOUR, HOUR0 + 2 * MS_PER_HOUR)
     assert report.exit_code == EXIT_VALID, report.text()
     assert [p.end for p in report.periods] == ["2026-11-20T13:00:00Z", "2026-11-20T12:00:00Z"]
+
+
+class CountingSource:
+    """S3Source that counts what it is asked for (the validator's requests)."""
+
+    def __init__(self) -> None:
+        self._s3 = S3Source(s3())
+        self.gets: list[str] = []
+        self.lists: list[str] = []
+
+    def list(self, bucket: str, prefix: str) -> list[str]:
+        self.lists.append(prefix)
+        return self._s3.list(bucket, prefix)
+
+    def get(self, bucket: str, key: str) -> Any:
+        self.gets.append(key)
+        return self._s3.get(bucket, key)
+
+
+def test_each_object_is_read_once_and_each_folder_listed_once(
+    services: Services, chain: list[str]
+) -> None:
+    table = control(services)
+    head = ChainHeads(table).get(PROJECT, TRACKER)
+    assert head is not None
+    source = CountingSource()
+    report = Validator(source, PublicKeyRegistry(table).windows(), workers=3).validate(
+        TARGET, START, END, head, chain_start_ms=head.chain_start_ms
+    )
+    assert report.exit_code == EXIT_VALID, report.text()
+    digests = [p.digest for p in report.periods]
+    assert sorted(source.gets) == sorted(digests + chain)
+    assert len(source.lists) == len(set(source.lists))
 
 
 def test_no_digest_written_cannot_be_checked(services: Services) -> None:
