@@ -31,7 +31,9 @@ def test_validate_bench_prints_its_figures(
         monkeypatch.setenv(name, "placeholder")
         monkeypatch.delenv(name)
     try:
-        assert validate_bench.main(["--hours", "2", "--files", "3", "--rounds", "1"]) == 0
+        assert validate_bench.main(
+            ["--hours", "2", "--files", "3", "--rounds", "1", "--s3-latency-ms", "5"]
+        ) == 0
     finally:
         app_module.use_services(None)
     lines = capsys.readouterr().out.splitlines()
@@ -39,7 +41,7 @@ def test_validate_bench_prints_its_figures(
     result = json.loads(lines[0])
     assert result["bench"] == "validate"
     assert (result["hours"], result["digests"], result["trace_files"]) == (2, 3, 3)
-    for key in ("opencts_validate_s", "awscli_validate_logs_s", "ratio"):
+    for key in ("opencts_validate_s", "awscli_validate_logs_s", "ratio", "ratio_local"):
         assert isinstance(result[key], float)
         assert math.isfinite(result[key])
         assert result[key] > 0
