@@ -136,6 +136,9 @@ def local_environment(options: StackOptions, aws_endpoint: str) -> dict[str, str
         "OPENCTS_TRANSFER_SETTLE_MS": "1000",
         "POWERTOOLS_SERVICE_NAME": "opencts",
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"),
+        # No CloudWatch reads the metrics here: their EMF lines would bury the stack's output
+        # (POWERTOOLS_METRICS_DISABLED=false in the shell shows them).
+        "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
     }
 
 
