@@ -23,7 +23,6 @@ from chalice.app import (
 
 from chalicelib import console_assets, openapi, permissions, signing
 from chalicelib.access_keys import AccessKey
-from chalicelib.api import Params
 from chalicelib.audit import AUDITED
 from chalicelib.config import Settings
 from chalicelib.digests import BadRequest, list_public_keys
@@ -40,6 +39,7 @@ from chalicelib.ingest import MAX_BODY_BYTES, parse_json
 from chalicelib.notification_wiring import Deliveries
 from chalicelib.notifications import NotificationService
 from chalicelib.observability import log_dimensional_metrics, metrics, tracer
+from chalicelib.params import Params
 from chalicelib.wiring import Services, build
 
 # Powertools owns logging: Chalice would add a second handler to the same logger.
@@ -163,10 +163,6 @@ def cts_envelope(event: Request, get_response: Callable[[Request], Response]) ->
     return response
 
 
-# Served without a signature: CloudTrail's ListPublicKeys (POST / with X-Amz-Target), because
-# public keys are public and `aws cloudtrail validate-logs` signs with SigV4, not SDK-HMAC.
-PUBLIC_OPERATIONS = frozenset({("POST", "/")})
-
 # Where `authenticate` leaves the access key that signed the request (see caller()).
 ACCESS_KEY_CONTEXT = "opencts_access_key"
 REQUEST_ID_CONTEXT = "opencts_request_id"
@@ -178,7 +174,7 @@ def authenticate(event: Request, get_response: Callable[[Request], Response]) ->
     whose policy allows the operation on the path's project or domain. Registered after
     cts_envelope, so refusals carry X-Request-Id too."""
     route = str((event.context or {}).get("resourcePath", ""))
-    if route in permissions.PUBLIC_ROUTES or (event.method.upper(), route) in PUBLIC_OPERATIONS:
+    if permissions.is_public(event.method, route):
         return get_response(event)
     try:
         svc = services()

@@ -34,12 +34,12 @@ from chalicelib.ingest import (
     summary,
 )
 from chalicelib.model import PROJECT_ID_RE, SERVICE_TYPE_RE
+from chalicelib.params import Params, one_param
 from chalicelib.projects import ProjectRegistry
 from chalicelib.query import MAX_LIMIT, TraceFinder, TraceQuery, parse_query
 
 logger = logging.getLogger("opencts.api")
 
-Params = Mapping[str, Sequence[str]]
 # Writes an export too large to answer inline and returns a short-lived URL to it.
 ExportSink = Callable[[str, bytes], str]
 
@@ -195,19 +195,11 @@ class TraceApi:
         for name in params:
             if name not in ("service_type", "resource_type"):
                 raise invalid_parameter(name[:64], "is not a ListOperations parameter")
-        service = _one(params, "service_type")
-        resource = _one(params, "resource_type")
+        service = one_param(params, "service_type")
+        resource = one_param(params, "resource_type")
         if service is not None and not SERVICE_TYPE_RE.match(service):
             raise invalid_parameter("service_type", "is not a service type")
         if resource is not None and service is None:
             raise invalid_parameter("resource_type", "needs service_type")
         return {"operations": self.catalog.operations(project_id, service, resource)}
 
-
-def _one(params: Params, name: str) -> str | None:
-    values = params.get(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise invalid_parameter(name, "is given more than once")
-    return values[0] or None

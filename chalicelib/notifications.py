@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +33,12 @@ from chalicelib.errors import CtsError, invalid_parameter
 from chalicelib.model import check_project_id
 from chalicelib.notification_model import Notification
 from chalicelib.notification_rules import CompiledRule, compile_rule, pattern_only_rule
+from chalicelib.params import Params, one_param, only_params
 from chalicelib.projects import ProjectRegistry
 from chalicelib.query import TraceFinder, make_marker, parse_query
 
 logger = logging.getLogger("opencts.notifications")
 
-Params = Mapping[str, Sequence[str]]
 SET_SK = "#SET"
 MAX_ATTEMPTS = 5
 MAX_TEST_SCAN = 1000
@@ -231,8 +231,8 @@ class NotificationService:
         check_project_id(project_id)
         if notification_type not in nm.NOTIFICATION_TYPES:
             raise invalid_parameter("notification_type", "must be smn or fun")
-        _only_params(params, ("notification_name",))
-        name = _one(params, "notification_name")
+        only_params(params, ("notification_name",))
+        name = one_param(params, "notification_name")
         if name is not None and not nm.NAME_RE.match(name):
             raise invalid_parameter(
                 "notification_name", "must be 1-64 characters: letters, digits and underscores"
@@ -251,7 +251,7 @@ class NotificationService:
         """DELETE /v3/{project_id}/notifications?notification_id=a,b -> empty (answer 204).
         Every id must exist, or none is deleted."""
         check_project_id(project_id)
-        _only_params(params, ("notification_id",))
+        only_params(params, ("notification_id",))
         ids: list[str] = []
         for value in params.get("notification_id") or []:
             ids.extend(part.strip() for part in value.split(","))
@@ -379,16 +379,3 @@ def _replay_body(traces: list[dict[str, Any]], marker: str | None, scanned: int)
     }
 
 
-def _only_params(params: Params, allowed: Sequence[str]) -> None:
-    for name in params:
-        if name not in allowed:
-            raise invalid_parameter(name[:64], f"is not a parameter here ({', '.join(allowed)})")
-
-
-def _one(params: Params, name: str) -> str | None:
-    values = params.get(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise invalid_parameter(name, "is given more than once")
-    return values[0] or None

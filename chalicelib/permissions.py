@@ -124,6 +124,14 @@ CATCH_ALL_ROUTES = frozenset({"/{proxy+}"})
 # Routes anyone may GET without a signature: the web console's own files (its API calls are
 # signed in the browser like any other client's) and the API's OpenAPI document.
 PUBLIC_ROUTES = frozenset({"/console", "/console/{asset}", "/openapi.json"})
+# Operations served without a signature: CloudTrail's ListPublicKeys (POST / with X-Amz-Target),
+# because public keys are public and `aws cloudtrail validate-logs` signs with SigV4, not SDK-HMAC.
+PUBLIC_OPERATIONS = frozenset({("POST", "/")})
+
+
+def is_public(method: str, route: str) -> bool:
+    """Whether a request needs no signature: checked by the authenticate middleware."""
+    return route in PUBLIC_ROUTES or (method.upper(), route) in PUBLIC_OPERATIONS
 
 _READ_ONLY_ACTIONS = frozenset(
     {

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,6 +32,7 @@ from chalicelib.clock import Clock
 from chalicelib.control import ControlTable
 from chalicelib.errors import invalid_parameter
 from chalicelib.model import PROJECT_ID_RE, SYSTEM_TRACKER, TRACKER_NAME_RE, check_project_id
+from chalicelib.params import Params, one_param, only_params
 from chalicelib.projects import ProjectRegistry
 from chalicelib.tracker_model import DATA, SYSTEM, Tracker
 
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("opencts.trackers")
 
-Params = Mapping[str, Sequence[str]]
 # project_id -> number of key event notifications; the notifications module provides it.
 NotificationCounter = Callable[[str], int]
 
@@ -354,9 +354,9 @@ class TrackerService:
         An unknown (but well-formed) project has no trackers: that is how a client sees that CTS
         is not enabled yet. The system tracker comes first, then data trackers by name."""
         check_project_id(project_id)
-        _only_params(params, ("tracker_name", "tracker_type"))
-        name = _one(params, "tracker_name")
-        kind = _one(params, "tracker_type")
+        only_params(params, ("tracker_name", "tracker_type"))
+        name = one_param(params, "tracker_name")
+        kind = one_param(params, "tracker_type")
         if kind is not None and kind not in tm.TRACKER_TYPES:
             raise invalid_parameter("tracker_type", "must be system or data")
         if name is not None and not TRACKER_NAME_RE.match(name):
@@ -385,9 +385,9 @@ class TrackerService:
         is not an error). Deleting the system tracker keeps the project registered and its
         traces queryable: it only stops transfer; creating it again "restores" it."""
         check_project_id(project_id)
-        _only_params(params, ("tracker_name", "tracker_type"))
-        name = _one(params, "tracker_name")
-        kind = _one(params, "tracker_type")
+        only_params(params, ("tracker_name", "tracker_type"))
+        name = one_param(params, "tracker_name")
+        kind = one_param(params, "tracker_type")
         if kind is not None and kind not in tm.TRACKER_TYPES:
             raise invalid_parameter("tracker_type", "must be system or data")
         if kind is None:
@@ -637,16 +637,3 @@ def _check_failed(code: str, message: str, status: int) -> dict[str, Any]:
     return {"error_code": code, "error_message": message, "response_code": status, "success": False}
 
 
-def _only_params(params: Params, allowed: Sequence[str]) -> None:
-    for name in params:
-        if name not in allowed:
-            raise invalid_parameter(name[:64], f"is not a parameter here ({', '.join(allowed)})")
-
-
-def _one(params: Params, name: str) -> str | None:
-    values = params.get(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise invalid_parameter(name, "is given more than once")
-    return values[0] or None

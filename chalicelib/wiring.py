@@ -92,13 +92,16 @@ def build(
             raise RuntimeError("no dead-letter queue configured (OPENCTS_INGEST_DLQ_URL)")
         aws("sqs").send_message(QueueUrl=settings.ingest_dlq_url, MessageBody=json.dumps(record))
 
+    finder = TraceFinder(store)
+    deliveries = DeliveryLog(control)  # written by the transfer cycle, read by the digests
+    heads = ChainHeads(control)
     notification_store = NotificationStore(control)
     notifications = NotificationService(
-        notification_store, projects, clock, finder=TraceFinder(store)
+        notification_store, projects, clock, finder=finder
     )
     trackers = TrackerService(
         notification_count=notifications.count,
-        integrity=integrity_state(ChainHeads(control), clock, settings.digest_period_s * 1000),
+        integrity=integrity_state(heads, clock, settings.digest_period_s * 1000),
         table=control,
         buckets=S3TransferBuckets(aws("s3"), settings.region),
         projects=projects,
@@ -110,7 +113,7 @@ def build(
     api = TraceApi(
         projects=projects,
         ingestor=ingestor,
-        finder=TraceFinder(store),
+        finder=finder,
         catalog=catalog,
         clock=clock,
         export_sink=export_sink if settings.export_bucket else None,
@@ -131,8 +134,8 @@ def build(
 
     digests = DigestWriter(
         trackers=digest_trackers,
-        deliveries=DeliveryLog(control),
-        heads=ChainHeads(control),
+        deliveries=deliveries,
+        heads=heads,
         keys=public_keys,
         objects=S3DigestObjects(aws("s3")),
         signer=KmsDigestSigner(aws("kms"), settings.digest_kms_key),
@@ -149,7 +152,7 @@ def build(
         control=control,
         bucket=S3TraceFileBucket(aws("s3")),
         logs=CloudWatchLogSink(aws("logs")),
-        deliveries=DeliveryLog(control),
+        deliveries=deliveries,
         clock=clock,
         region=settings.region,
         count=count,

@@ -17,6 +17,7 @@ from chalicelib.permissions import (
     ADMINISTRATOR,
     FORBIDDEN_MESSAGE,
     FULL_ACCESS,
+    PUBLIC_OPERATIONS,
     PUBLIC_ROUTES,
     READ_ONLY_ACCESS,
     SYSTEM_POLICIES,
@@ -46,7 +47,7 @@ def every_route() -> list[tuple[str, str]]:
         out.extend(
             (method, path)
             for method in methods
-            if (method, route) not in app_module.PUBLIC_OPERATIONS
+            if (method, route) not in PUBLIC_OPERATIONS
         )
     return sorted(out)
 
